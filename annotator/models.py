@@ -1,0 +1,3 @@
+"""annotator models."""
+
+from django.db import models  # noqa: F401

@@ -1,0 +1,3 @@
+"""review models."""
+
+from django.db import models  # noqa: F401

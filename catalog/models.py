@@ -1,0 +1,241 @@
+"""Catalogue: datasets, classes, images, and the annotation record every app shares.
+
+Models own invariants (fields, constraints, small derived properties), not workflows:
+writes live in services.py, reads in selectors.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from catalog.factors import FACTOR_KEYS, FACTORS, META_LABELS
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "train"
+    VAL = "val", "val"
+
+
+# Functional TextChoices take (member name, (value, label)) pairs.
+MetaLabel = models.TextChoices("MetaLabel", [(m.upper(), (m, m.replace("_", " "))) for m in META_LABELS])
+FactorKey = models.TextChoices("FactorKey", [(f.key.upper(), (f.key, f.wording)) for f in FACTORS])
+
+
+class Dataset(models.Model):
+    slug = models.SlugField(unique=True, max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # Folder the images' relative paths start from; blank when no files are stored
+    # (e.g. the ImageNet-X release, which ships annotations but no pixels).
+    root = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class ImageClass(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="classes")
+    index = models.PositiveIntegerField(help_text="Class index as the classifier numbers it (ImageNet: 0-999).")
+    wnid = models.CharField("WordNet id", max_length=32, blank=True)
+    name = models.CharField(max_length=200)
+    meta_label = models.CharField(max_length=32, choices=MetaLabel.choices, default="other")
+    # Where the meta-label came from: the release mapping, WordNet hypernyms or a maintainer.
+    meta_label_source = models.CharField(max_length=32, default="release")
+
+    class Meta:
+        ordering = ["dataset_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "index"], name="class_index_unique_per_dataset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index}: {self.name}"
+
+
+class Image(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
+    split = models.CharField(max_length=8, choices=Split.choices)
+    image_class = models.ForeignKey(ImageClass, on_delete=models.PROTECT, related_name="images")
+    file_name = models.CharField(max_length=255, help_text="As the dataset names it, e.g. ILSVRC2012_val_00004487.JPEG")
+    relpath = models.CharField(max_length=500, blank=True, help_text="Path under the dataset root; blank = no stored file.")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    readable = models.BooleanField(null=True, help_text="None = not checked (no file); False = see unreadable_reason.")
+    unreadable_reason = models.CharField(max_length=500, blank=True)
+    # Demo variants derived from a photo by a known transform: the factors known by
+    # construction (gold answers for qualification and quality checks).
+    known_factors = models.JSONField(null=True, blank=True)
+    derived_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="variants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset_id", "split", "file_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "file_name"], name="image_file_name_unique_per_dataset"),
+            models.CheckConstraint(
+                condition=Q(readable=True) | Q(readable__isnull=True) | ~Q(unreadable_reason=""),
+                name="unreadable_image_has_reason",
+            ),
+        ]
+        indexes = [models.Index(fields=["dataset", "split", "image_class"])]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def has_file(self) -> bool:
+        return bool(self.relpath)
+
+    @property
+    def path(self) -> Path | None:
+        if not self.relpath:
+            return None
+        return Path(self.dataset.root) / self.relpath
+
+
+class ReferencePrototype(models.Model):
+    """Prototype file names published with a release (e.g. ImageNet-X's prototypical_paths.csv).
+
+    Kept as a reference; the platform's own prototypes are PrototypeRun results.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="reference_prototypes")
+    image_class = models.ForeignKey(ImageClass, on_delete=models.CASCADE, related_name="reference_prototypes")
+    file_name = models.CharField(max_length=255)
+    position = models.PositiveIntegerField(help_text="Line order in the published file.")
+    source_release = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["dataset_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "file_name", "source_release"], name="reference_prototype_unique"),
+        ]
+
+
+# --- The annotation record --------------------------------------------------------------
+def _factor_flag_fields() -> dict[str, models.Field]:
+    return {
+        f.key: models.BooleanField(f.wording, default=False, help_text=f.definition, db_index=False)
+        for f in FACTORS
+    }
+
+
+class _FactorFlagsMeta:
+    abstract = True
+
+
+# One boolean column per factor: the database counts images per factor
+# (COUNT(*) FILTER (WHERE pose)) and per factor pair (FILTER (WHERE pose AND background))
+# in one aggregate query, without loading rows into Python. Built from FACTORS so that the
+# list is spelled in one place only.
+FactorFlags = type(
+    "FactorFlags",
+    (models.Model,),
+    {"__module__": __name__, "Meta": _FactorFlagsMeta, **_factor_flag_fields()},
+)
+
+
+class AnnotationSource(models.TextChoices):
+    USER = "user", "annotator"
+    IMPORTED = "imported", "imported release"
+
+
+class AnnotationStatus(models.TextChoices):
+    SUBMITTED = "submitted", "submitted"  # waiting for (or not sampled for) review
+    ACCEPTED = "accepted", "accepted"  # a reviewer accepted it; imported records start here
+    REJECTED = "rejected", "rejected"  # back to its annotator with a comment
+    CORRECTED = "corrected", "corrected"  # a reviewer's edit became the current version
+    SUPERSEDED = "superseded", "superseded"  # replaced by an adjudicated consensus
+
+
+class Annotation(FactorFlags):
+    """One person's (or one imported release's) answer for one image: the current version.
+
+    Every version is kept in AnnotationVersion; this row holds the latest.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    source = models.CharField(max_length=16, choices=AnnotationSource.choices, default=AnnotationSource.USER)
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
+    )
+    source_release = models.CharField(max_length=100, blank=True, help_text="For imported records: which release.")
+    nothing_differs = models.BooleanField(default=False, help_text="The annotator said explicitly that no factor differs.")
+    justification = models.TextField(blank=True)
+    one_word = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=AnnotationStatus.choices, default=AnnotationStatus.SUBMITTED)
+    version = models.PositiveIntegerField(default=1)
+    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
+    # For imported records: the top factor the release published (a reference label, never
+    # our own curation result).
+    reference_top_factor = models.CharField(max_length=32, choices=FactorKey.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "annotator"], condition=Q(annotator__isnull=False), name="one_annotation_per_annotator_image"
+            ),
+            models.UniqueConstraint(
+                fields=["image", "source_release"],
+                condition=Q(source="imported"),
+                name="one_imported_annotation_per_release_image",
+            ),
+            models.CheckConstraint(
+                condition=Q(source="imported", annotator__isnull=True) | Q(source="user", annotator__isnull=False),
+                name="annotation_source_matches_annotator",
+            ),
+            models.CheckConstraint(
+                condition=Q(reference_top_factor="") | Q(reference_top_factor__in=FACTOR_KEYS),
+                name="reference_top_factor_is_a_factor",
+            ),
+        ]
+        indexes = [models.Index(fields=["image", "status"])]
+
+    def __str__(self) -> str:
+        return f"annotation {self.pk} of {self.image_id} v{self.version}"
+
+    @property
+    def selected_factors(self) -> list[str]:
+        return [k for k in FACTOR_KEYS if getattr(self, k)]
+
+    def flags(self) -> dict[str, bool]:
+        return {k: bool(getattr(self, k)) for k in FACTOR_KEYS}
+
+    def snapshot(self) -> dict:
+        """JSON-safe content of this version (what AnnotationVersion stores)."""
+        return {
+            "factors": self.selected_factors,
+            "nothing_differs": self.nothing_differs,
+            "justification": self.justification,
+            "one_word": self.one_word,
+            "status": self.status,
+        }
+
+
+class AnnotationVersion(models.Model):
+    """Append-only history of an annotation: one row per version, never updated."""
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    data = models.JSONField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=64, default="create")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["annotation_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["annotation", "version"], name="annotation_version_unique"),
+        ]

@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("", include("catalog.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("prototypes/", include("prototypes.urls")),
+    path("annotate/", include("annotator.urls")),
+    path("review/", include("annotator.review.urls")),
+    path("curation/", include("curation.urls")),
+    path("releases/", include("exports.urls")),
+    # REST API
+    path("api/catalog/", include("catalog.api_urls")),
+    path("api/prototypes/", include("prototypes.api_urls")),
+    path("api/annotate/", include("annotator.api_urls")),
+    path("api/review/", include("annotator.review.api_urls")),
+    path("api/curation/", include("curation.api_urls")),
+    path("api/releases/", include("exports.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+]

@@ -1,0 +1,3 @@
+"""curation models."""
+
+from django.db import models  # noqa: F401

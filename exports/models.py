@@ -1,0 +1,3 @@
+"""exports models."""
+
+from django.db import models  # noqa: F401

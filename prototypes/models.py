@@ -1,0 +1,3 @@
+"""prototypes models."""
+
+from django.db import models  # noqa: F401

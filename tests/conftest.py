@@ -1,0 +1,146 @@
+"""Shared fixtures: the three roles plus an outsider, API clients, real Celery workers.
+
+The suite runs on the real PostgreSQL and Redis (make test-postgres); tests marked
+`embedded` also run on the embedded default (SQLite, eager tasks).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from catalog.roles import Role
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _make_user(django_user_model, username: str, *roles: str):
+    user = django_user_model.objects.create_user(username=username, password="pw-" + username)
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def annotator(django_user_model):
+    return _make_user(django_user_model, "ann", Role.ANNOTATOR)
+
+
+@pytest.fixture
+def other_annotator(django_user_model):
+    return _make_user(django_user_model, "ann2", Role.ANNOTATOR)
+
+
+@pytest.fixture
+def reviewer(django_user_model):
+    return _make_user(django_user_model, "rev", Role.REVIEWER)
+
+
+@pytest.fixture
+def maintainer(django_user_model):
+    return _make_user(django_user_model, "boss", Role.MAINTAINER)
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    """Signed in, but holds no role."""
+    return _make_user(django_user_model, "nobody")
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def client_for(user):
+    """A Django test client logged in as `user` (CSRF checks stay enforced)."""
+    from django.test import Client
+
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(user)
+    return c
+
+
+@pytest.fixture
+def requires_broker():
+    if not settings.CELERY_BROKER_URL:
+        pytest.skip("needs CELERY_BROKER_URL (Redis); runs in make test-postgres")
+
+
+@pytest.fixture
+def celery_worker(transactional_db, requires_broker):
+    """A real Celery worker (thread in this process) consuming every queue from Redis.
+
+    Needs a transactional database: the worker thread has its own connection and must see
+    committed rows.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    with start_worker(
+        app, pool="solo", concurrency=1, queues=["default", "curation", "gpu", "exports"],
+        perform_ping_check=False, shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, requires_broker):
+    """Start real `celery worker` subprocesses against the test database; yields a starter.
+
+    `start(queues="default")` returns the Popen; kill it to simulate a crash.
+    """
+    from django.db import connection
+
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{connection.settings_dict['NAME']}"
+    procs: list[subprocess.Popen] = []
+
+    def start(queues: str = "default,curation,gpu,exports", concurrency: int = 1, extra_env: dict | None = None):
+        env = {**os.environ, "DATABASE_URL": url, "TESTING": "1", "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+               **(extra_env or {})}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", str(concurrency),
+             "--pool", "prefork" if concurrency > 1 else "solo", "-l", "WARNING", "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            cwd=REPO, env=env,
+        )
+        procs.append(proc)
+        time.sleep(0.2)
+        return proc
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _purge_broker():
+    """Start each run with empty queues so stale messages of an earlier run cannot leak in."""
+    if settings.CELERY_BROKER_URL:
+        from config.celery import app
+
+        app.control.purge()
+    yield
