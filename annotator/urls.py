@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from annotator import views
 
 app_name = "annotator"
-urlpatterns: list = []
+urlpatterns = [
+    path("images/<int:image_id>/<str:size>", views.image_file, name="image"),
+]

