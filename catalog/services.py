@@ -11,13 +11,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from tqdm import tqdm
 
+from catalog.demo_images import DEMO_CLASSES, build_demo_images
 from catalog.errors import DomainError
 from catalog.factors import FACTOR_KEYS
 from catalog.imagecheck import FileCheck, check_image
-from catalog.importers import RELEASE_NAME, Release, ReleaseFormatError, read_release
+from catalog.importers import (
+    RELEASE_NAME,
+    Release,
+    ReleaseFormatError,
+    default_release_path,
+    read_classes,
+    read_release,
+)
 from catalog.models import (
     Annotation,
     AnnotationSource,
@@ -29,6 +38,7 @@ from catalog.models import (
     ReferencePrototype,
     Split,
 )
+from catalog.roles import Role
 
 IMAGENET_X_SLUG = "imagenet-x"
 # Rows per INSERT: large enough to amortise round trips, small enough that one statement
@@ -394,3 +404,134 @@ def images_ingest(
     if batch:
         flush()
     return result
+
+
+# --- The demo set -------------------------------------------------------------------------
+DEMO_SLUG = "demo"
+
+
+@dataclass(slots=True)
+class DemoBuildResult:
+    dataset_id: int
+    images: int
+    files_written: int
+    images_added: int
+    classes_created: int
+    links_set: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files_written or self.images_added or self.classes_created or self.links_set)
+
+
+def _release_meta_labels() -> dict[int, str]:
+    """Meta-labels of the ImageNet classes from the installed release ({} when it is absent)."""
+    try:
+        return {c.index: c.meta_label for c in read_classes(default_release_path())}
+    except ReleaseFormatError:
+        return {}
+
+
+def demo_dataset_build(*, progress: bool = False) -> DemoBuildResult:
+    """Write the demo photographs under MEDIA_ROOT/datasets/demo and register them; idempotent.
+
+    Classes carry their real ImageNet index, WordNet id, name and release meta-label; images are
+    registered through images_ingest (the same checks as any folder), then the variants get
+    their known factors and the base crop they were derived from.
+    """
+    dest = Path(settings.MEDIA_ROOT) / "datasets" / DEMO_SLUG
+    specs, written = build_demo_images(dest)
+    metas = _release_meta_labels()
+    with transaction.atomic():
+        dataset, _ = Dataset.objects.get_or_create(
+            slug=DEMO_SLUG,
+            defaults={
+                "name": "Demo photographs",
+                "description": (
+                    "Real photographs shipped by scikit-image, scikit-learn and matplotlib, in five ImageNet classes, "
+                    "with variants whose factors are known by construction (gold answers)."
+                ),
+                "root": str(dest.resolve()),
+            },
+        )
+        have = set(ImageClass.objects.filter(dataset=dataset).values_list("index", flat=True))
+        new = [
+            ImageClass(
+                dataset=dataset,
+                index=c.index,
+                wnid=c.wnid,
+                name=c.name,
+                meta_label=metas.get(c.index, "other"),
+                meta_label_source="release" if metas else "demo",
+            )
+            for c in DEMO_CLASSES
+            if c.index not in have
+        ]
+        ImageClass.objects.bulk_create(new)
+    ingest = images_ingest(dataset_slug=DEMO_SLUG, root=dest, split=Split.VAL, progress=progress)
+    with transaction.atomic():
+        images = {i.relpath: i for i in Image.objects.select_for_update().filter(dataset=dataset)}
+        changed = []
+        for s in specs:
+            img = images[s.relpath]
+            known = list(s.known_factors) if s.known_factors is not None else None
+            parent_id = images[s.derived_from].id if s.derived_from else None
+            if img.known_factors != known or img.derived_from_id != parent_id:
+                img.known_factors, img.derived_from_id = known, parent_id
+                changed.append(img)
+        Image.objects.bulk_update(changed, ["known_factors", "derived_from"])
+    return DemoBuildResult(
+        dataset_id=dataset.id,
+        images=len(specs),
+        files_written=written,
+        images_added=ingest.added,
+        classes_created=len(new),
+        links_set=len(changed),
+    )
+
+
+# Demo accounts (cross-app contract): password "demo-<username>"; the maintainer is also a reviewer.
+DEMO_USERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("annotator", (Role.ANNOTATOR,)),
+    ("annotator2", (Role.ANNOTATOR,)),
+    ("annotator3", (Role.ANNOTATOR,)),
+    ("reviewer", (Role.REVIEWER,)),
+    ("maintainer", (Role.MAINTAINER, Role.REVIEWER)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    username: str
+    password: str
+    roles: tuple[str, ...]
+    created: bool
+
+
+@transaction.atomic
+def demo_users_ensure() -> list[DemoAccount]:
+    """Create the demo accounts that are missing; existing ones keep their password.
+
+    The maintainer is staff with every model permission so that it can use the Django admin
+    (not a superuser: a superuser holds every role, annotator included).
+    """
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group, Permission
+
+    user_model = get_user_model()
+    accounts = []
+    for username, roles in DEMO_USERS:
+        password = f"demo-{username}"
+        user = user_model.objects.filter(username=username).first()
+        created = user is None
+        if created:
+            user = user_model.objects.create_user(username=username, password=password)
+        for role in roles:
+            group, _ = Group.objects.get_or_create(name=role)
+            user.groups.add(group)  # no-op when already a member
+        if Role.MAINTAINER in roles and created:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+            user.user_permissions.set(Permission.objects.all())
+        accounts.append(DemoAccount(username, password, roles, created))
+    return accounts
