@@ -270,6 +270,8 @@ class IngestResult:
     ignored: list[str] = field(default_factory=list)  # files with no label (not registered)
     created_ids: dict[str, int] = field(default_factory=dict)  # relpath -> Image id
     classes_created: int = 0
+    attached: int = 0  # files attached to images that existed without a file (counted in `added`)
+    class_mismatches: list[str] = field(default_factory=list)  # attached files whose label differs
 
 
 _WNID = re.compile(r"^n\d{8}$")
@@ -410,18 +412,26 @@ def images_ingest(
         label_to_class, classes_created = _resolve_classes(dataset, {lbl for _, lbl in entries})
 
     result = IngestResult(dataset_id=dataset.id, ignored=ignored, classes_created=classes_created)
-    registered = set(Image.objects.filter(dataset=dataset).values_list("relpath", flat=True))
-    taken_names = set(Image.objects.filter(dataset=dataset).values_list("file_name", flat=True))
+    existing = list(Image.objects.filter(dataset=dataset).values_list("id", "file_name", "relpath", "image_class_id"))
+    registered = {rel for _, _, rel, _ in existing if rel}
+    taken_names = {name for _, name, _, _ in existing}
+    # Rows that exist without a file (e.g. imported ImageNet-X records): a file of the same
+    # name gets attached to them instead of becoming a second image.
+    fileless = {name: (pk, cls) for pk, name, rel, cls in existing if not rel}
     todo = [(rel, lbl) for rel, lbl in entries if rel not in registered]
     result.already_registered = len(entries) - len(todo)
 
     batch: list[Image] = []
+    attach: list[Image] = []
+    fields = ["relpath", "width", "height", "sha256", "readable", "unreadable_reason"]
 
     def flush() -> None:
         with transaction.atomic():
             for obj in Image.objects.bulk_create(batch):
                 result.created_ids[obj.relpath] = obj.id
+            Image.objects.bulk_update(attach, fields)
         batch.clear()
+        attach.clear()
 
     for rel, lbl in tqdm(todo, desc=f"ingest {dataset_slug}", unit="file", disable=not progress):
         path = root / rel
@@ -431,31 +441,35 @@ def images_ingest(
             else FileCheck(False, "listed but the file does not exist", None, None, "")
         )
         base = Path(rel).name
-        # ImageNet names its files uniquely; elsewhere two class folders may share a name.
-        file_name = base if base not in taken_names else rel
-        taken_names.add(file_name)
-        batch.append(
-            Image(
-                dataset=dataset,
-                split=split,
-                image_class_id=label_to_class[lbl],
-                file_name=file_name,
-                relpath=rel,
-                width=check.width,
-                height=check.height,
-                sha256=check.sha256,
-                readable=check.readable,
-                unreadable_reason=check.reason,
+        values = {
+            "relpath": rel,
+            "width": check.width,
+            "height": check.height,
+            "sha256": check.sha256,
+            "readable": check.readable,
+            "unreadable_reason": check.reason,
+        }
+        if base in fileless:
+            pk, class_id = fileless.pop(base)
+            attach.append(Image(id=pk, **values))
+            result.attached += 1
+            if class_id != label_to_class[lbl]:
+                result.class_mismatches.append(rel)  # the catalogue's class is kept
+        else:
+            # ImageNet names its files uniquely; elsewhere two class folders may share a name.
+            file_name = base if base not in taken_names else rel
+            taken_names.add(file_name)
+            batch.append(
+                Image(dataset=dataset, split=split, image_class_id=label_to_class[lbl], file_name=file_name, **values)
             )
-        )
         result.added += 1
         if check.readable:
             result.readable += 1
         else:
             result.unreadable.append((rel, check.reason))
-        if len(batch) >= batch_size:
+        if len(batch) + len(attach) >= batch_size:
             flush()
-    if batch:
+    if batch or attach:
         flush()
     return result
 
