@@ -83,6 +83,11 @@ def imagenet_x_import(*, path: Path | None = None, batch_size: int = BULK_BATCH)
     except ReleaseFormatError as exc:
         raise ReleaseImportError(str(exc)) from exc
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Two imports at once would both find nothing and collide on the unique keys; the
+            # second waits here until the first commits, then finds everything present.
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.imagenet_x_import'))")
         result = _write_release(release, batch_size=batch_size)
     result.seconds = time.perf_counter() - started
     return result
@@ -103,8 +108,8 @@ def _copy_insert(model, objs: list) -> list:
 
     COPY cannot return the generated ids, so they are taken from the identity sequence before
     the rows are sent (nextval never hands the same number twice, even to concurrent sessions)
-    and written explicitly. About 3x faster than bulk_create's INSERTs for the 180,000 rows of
-    the ImageNet-X release, mostly because no SQL has to be compiled and bound per row.
+    and written explicitly. For the 184,000 rows of the ImageNet-X release this took the client
+    CPU from ~14 s (bulk_create INSERTs) to ~9 s: no SQL is compiled and bound per row.
     """
     meta = model._meta
     fields = list(meta.concrete_fields)
