@@ -39,6 +39,12 @@ def make_dataset(
     return ds
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """The role fixtures hash passwords; PBKDF2's deliberate slowness only slows these tests down."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def dataset(db, tmp_path):
     return make_dataset(tmp_path)
