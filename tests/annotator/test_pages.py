@@ -144,11 +144,21 @@ def test_qualification_answer_shows_feedback(qualified_campaign, annotator):
 @pytest.mark.embedded
 def test_maintainer_creates_a_campaign_from_the_page(dataset, maintainer):
     c = client_for(maintainer)
-    resp = _csrf_post(c, reverse("annotator:campaigns"), {
-        "name": "page made", "dataset": dataset.slug, "split": "", "class_indices": "0",
-        "overlap_fraction": "0.5", "overlap_copies": "3", "gold_rate": "0", "qualification_threshold": "0.5",
-        "status": "active",
-    })
+    resp = _csrf_post(
+        c,
+        reverse("annotator:campaigns"),
+        {
+            "name": "page made",
+            "dataset": dataset.slug,
+            "split": "",
+            "class_indices": "0",
+            "overlap_fraction": "0.5",
+            "overlap_copies": "3",
+            "gold_rate": "0",
+            "qualification_threshold": "0.5",
+            "status": "active",
+        },
+    )
     assert resp.status_code == 302
     from annotator.models import Campaign
 
