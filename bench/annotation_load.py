@@ -78,14 +78,19 @@ def _setup_data(n_images: int, n_clients: int, overlap: float, copies: int) -> d
     classes = [ImageClass.objects.create(dataset=ds, index=i, name=f"class {i}") for i in range(20)]
     Image.objects.bulk_create(
         [
-            Image(dataset=ds, split="val", image_class=classes[i % 20], file_name=f"b{i:06d}.jpg",
-                  relpath=f"b{i:06d}.jpg", readable=True)
+            Image(
+                dataset=ds,
+                split="val",
+                image_class=classes[i % 20],
+                file_name=f"b{i:06d}.jpg",
+                relpath=f"b{i:06d}.jpg",
+                readable=True,
+            )
             for i in range(n_images)
         ],
         batch_size=2000,
     )
-    campaign = campaign_create(name="bench", dataset=ds, overlap_fraction=overlap, overlap_copies=copies,
-                               gold_rate=0.0)
+    campaign = campaign_create(name="bench", dataset=ds, overlap_fraction=overlap, overlap_copies=copies, gold_rate=0.0)
     group = Group.objects.get_or_create(name=Role.ANNOTATOR)[0]
     User = get_user_model()
     tokens = []
@@ -100,12 +105,21 @@ def _setup_data(n_images: int, n_clients: int, overlap: float, copies: int) -> d
     s["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
     s["_auth_user_hash"] = form_user.get_session_auth_hash()
     s.create()
-    return {"campaign": campaign.pk, "tokens": tokens[:n_clients], "form_token": tokens[n_clients],
-            "session": s.session_key, "planned": sum(campaign.items.values_list("planned", flat=True))}
+    return {
+        "campaign": campaign.pk,
+        "tokens": tokens[:n_clients],
+        "form_token": tokens[n_clients],
+        "session": s.session_key,
+        "planned": sum(campaign.items.values_list("planned", flat=True)),
+    }
 
 
-ANSWER = {"factors": ["pose", "background"], "nothing_differs": False, "justification": "turned left, other room",
-          "one_word": "pose"}
+ANSWER = {
+    "factors": ["pose", "background"],
+    "nothing_differs": False,
+    "justification": "turned left, other room",
+    "one_word": "pose",
+}
 
 
 def _drive(base: str, tokens: list[str], campaign: int, seconds: float) -> dict:
@@ -202,26 +216,54 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     ap.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
-    ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
-                                                             "postgres://postgres@127.0.0.1:5432/fov_ann_bench"))
+    ap.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fov_ann_bench"),
+    )
     args = ap.parse_args()
 
-    env = {**os.environ, "DATABASE_URL": args.database_url, "DJANGO_SETTINGS_MODULE": "config.settings",
-           "SECRET_KEY": secrets.token_urlsafe(50), "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1",
-           "LOG_LEVEL": "WARNING", "VAR_DIR": str(REPO / "var" / "bench")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "VAR_DIR": str(REPO / "var" / "bench"),
+    }
     env.pop("CELERY_BROKER_URL", None)
     _recreate_database(args.database_url)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG",
-                                           "ALLOWED_HOSTS", "VAR_DIR")})
+    os.environ.update(
+        {
+            k: env[k]
+            for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "VAR_DIR")
+        }
+    )
     data = _setup_data(args.images, args.clients, args.overlap, args.copies)
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-         "--threads", str(args.threads), "-k", "gthread", "--log-level", "warning"],
-        cwd=REPO, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "-k",
+            "gthread",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
     )
     try:
         for _ in range(150):  # the workers import Django (and DRF, spaCy-free) first
@@ -242,8 +284,12 @@ def main() -> None:
     nxt, sub = run["lat"]["next"], run["lat"]["submit"]
     result = {
         "benchmark": "annotation_load",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "server": f"gunicorn gthread {args.workers}x{args.threads}, PostgreSQL"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "server": f"gunicorn gthread {args.workers}x{args.threads}, PostgreSQL",
+        },
         "clients": args.clients,
         "seconds": round(run["elapsed"], 2),
         "campaign_planned_annotations": data["planned"],
