@@ -63,11 +63,14 @@ def campaign_create(
     gold_rate: float | None = None,
     qualification_threshold: float = 0.5,
     created_by=None,
+    include_known_variants: bool = False,
+    exclude_image_ids: list[int] | None = None,
 ) -> Campaign:
     """Create a campaign and its items.
 
-    Images with a stored file are eligible, except known-factor variants (those are the gold
-    answers: annotating them as work would leak the gold set). round(fraction x n) images,
+    Images with a stored file are eligible. Known-factor variants are left out unless
+    `include_known_variants` (they are the usual gold answers); `exclude_image_ids` keeps the
+    images chosen as gold or qualification items out of the work, so no one meets them twice. round(fraction x n) images,
     chosen at random, get `overlap_copies` independent annotations; all others get one. The
     queue order is shuffled so that overlap images are spread among the others.
     """

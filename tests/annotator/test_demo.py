@@ -12,8 +12,11 @@ def test_demo_setup_builds_a_campaign_with_overlap_and_qualification_once(db, tm
     make_dataset(tmp_path, n_images=20, n_gold=6, slug="demo")
     demo.setup(stdout=io.StringIO())
     campaign = Campaign.objects.get(name=demo.DEMO_CAMPAIGN)
-    assert campaign.items.count() == 20 and campaign.items.filter(planned=3).count() == 3
+    make_more = 20 + 6 - demo.QUALIFICATION_ITEMS - 2  # every gold variant left over is work
+    assert campaign.items.count() == make_more and campaign.items.filter(planned=3).count() == 3
     assert campaign.gold_items.filter(kind=GoldKind.QUALIFICATION).count() == demo.QUALIFICATION_ITEMS
     assert campaign.gold_items.filter(kind=GoldKind.GOLD).count() == 2
+    gold_images = set(campaign.gold_items.values_list("image_id", flat=True))
+    assert not campaign.items.filter(image_id__in=gold_images).exists()
     demo.setup(stdout=io.StringIO())
     assert Campaign.objects.count() == 1 and campaign.gold_items.count() == 6
