@@ -19,7 +19,7 @@ DEMO_CAMPAIGN = "Demo photos: contrast with the prototypes"
 OVERLAP_FRACTION = 0.15
 OVERLAP_COPIES = 3
 QUALIFICATION_ITEMS = 4
-GOLD_ITEMS = 8
+GOLD_ITEMS = 6
 
 
 def _spread(variants: list, n: int) -> list:

@@ -70,9 +70,10 @@ def campaign_create(
 
     Images with a stored file are eligible. Known-factor variants are left out unless
     `include_known_variants` (they are the usual gold answers); `exclude_image_ids` keeps the
-    images chosen as gold or qualification items out of the work, so no one meets them twice. round(fraction x n) images,
-    chosen at random, get `overlap_copies` independent annotations; all others get one. The
-    queue order is shuffled so that overlap images are spread among the others.
+    images chosen as gold or qualification items out of the work, so no one meets them twice.
+    round(fraction x n) images, chosen at random, get `overlap_copies` independent annotations;
+    all others get one. The queue order is shuffled so that overlap images are spread among
+    the others.
     """
     name = (name or "").strip()
     if not name:
@@ -85,9 +86,11 @@ def campaign_create(
         raise DomainError("Overlap images need at least 2 annotations.", field="overlap_copies")
     if sample_size is not None and sample_size < 1:
         raise DomainError("The sample size must be at least 1.", field="sample_size")
-    images = (
-        Image.objects.filter(dataset=dataset, known_factors__isnull=True).exclude(relpath="").exclude(readable=False)
-    )
+    images = Image.objects.filter(dataset=dataset).exclude(relpath="").exclude(readable=False)
+    if not include_known_variants:
+        images = images.filter(known_factors__isnull=True)
+    if exclude_image_ids:
+        images = images.exclude(pk__in=exclude_image_ids)
     if split:
         images = images.filter(split=split)
     if class_ids:
