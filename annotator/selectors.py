@@ -13,6 +13,7 @@ from annotator.models import (
     Campaign,
     CampaignItem,
     CampaignStatus,
+    GoldKind,
     GoldResponse,
 )
 from catalog.models import Annotation
@@ -78,6 +79,12 @@ def annotator_progress(*, campaign: Campaign, user) -> dict[str, int]:
         .get()
     )
     return {"done": row["_mine"], "remaining": row["_planned"] - row["_done"], "planned": row["_planned"]}
+
+
+def qualification_answered(*, campaign: Campaign, user) -> int:
+    return GoldResponse.objects.filter(
+        annotator=user, gold_item__campaign=campaign, gold_item__kind=GoldKind.QUALIFICATION
+    ).count()
 
 
 def annotations_of(*, user) -> QuerySet[Annotation]:
