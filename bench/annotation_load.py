@@ -243,6 +243,7 @@ def main() -> None:
     )
     data = _setup_data(args.images, args.clients, args.overlap, args.copies)
 
+    load_before = os.getloadavg()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
