@@ -290,6 +290,8 @@ def main() -> None:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "server": f"gunicorn gthread {args.workers}x{args.threads}, PostgreSQL",
+            # The machine is shared: a high load average explains slow figures.
+            "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         },
         "clients": args.clients,
         "seconds": round(run["elapsed"], 2),
