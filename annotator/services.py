@@ -295,10 +295,16 @@ def assignment_next(
     _require_annotator(user)
     now = now or timezone.now()
     rng = rng or random.Random()
+    # One query for the campaign, whether it has a qualification set and the lease the user
+    # already holds (reloading the page must not burn an image).
+    held_lease = Assignment.objects.filter(
+        campaign=OuterRef("pk"), annotator=user, status=AssignmentStatus.LEASED, expires_at__gt=now
+    ).order_by("id")
     campaign = (
         Campaign.objects.filter(pk=campaign_id)
         .annotate(
-            _has_qualification=Exists(GoldItem.objects.filter(campaign=OuterRef("pk"), kind=GoldKind.QUALIFICATION))
+            _has_qualification=Exists(GoldItem.objects.filter(campaign=OuterRef("pk"), kind=GoldKind.QUALIFICATION)),
+            _held_id=Subquery(held_lease.values("id")[:1]),
         )
         .first()
     )
@@ -306,13 +312,8 @@ def assignment_next(
         raise NotFound("No such campaign.")
     if campaign.status != CampaignStatus.ACTIVE:
         raise Conflict(f"Campaign {campaign.name!r} is {campaign.status}: it hands out no work now.")
-    held = (
-        Assignment.objects.filter(campaign=campaign, annotator=user, status=AssignmentStatus.LEASED, expires_at__gt=now)
-        .select_related("image__image_class")
-        .order_by("id")
-        .first()
-    )
-    if held is not None:
+    if campaign._held_id is not None:
+        held = Assignment.objects.select_related("image__image_class", "gold_item").get(pk=campaign._held_id)
         held.campaign = campaign
         return held
     try:
