@@ -491,10 +491,11 @@ class DemoBuildResult:
     images_added: int
     classes_created: int
     links_set: int
+    moved: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.files_written or self.images_added or self.classes_created or self.links_set)
+        return bool(self.files_written or self.images_added or self.classes_created or self.links_set or self.moved)
 
 
 def _release_meta_labels() -> dict[int, str]:
@@ -527,6 +528,12 @@ def demo_dataset_build(*, progress: bool = False) -> DemoBuildResult:
                 "root": str(dest.resolve()),
             },
         )
+        moved = dataset.root != str(dest.resolve())
+        if moved:
+            # MEDIA_ROOT changed since the last build: the files were just rewritten at the new
+            # place with the same relative paths, so the registered images stay valid there.
+            dataset.root = str(dest.resolve())
+            dataset.save(update_fields=["root"])
         have = set(ImageClass.objects.filter(dataset=dataset).values_list("index", flat=True))
         new = [
             ImageClass(
@@ -554,6 +561,7 @@ def demo_dataset_build(*, progress: bool = False) -> DemoBuildResult:
                 changed.append(img)
         Image.objects.bulk_update(changed, ["known_factors", "derived_from"])
     return DemoBuildResult(
+        moved=moved,
         dataset_id=dataset.id,
         images=len(specs),
         files_written=written,

@@ -134,3 +134,15 @@ def test_demo_setup_creates_accounts_runs_hooks_and_is_idempotent(db, monkeypatc
     assert "nothing changed" in out2.getvalue() and "hook ran" in out2.getvalue()
     assert "(created)" not in out2.getvalue()
     assert (django_user_model.objects.count(), Image.objects.count()) == (users_before, images_before)
+
+
+def test_build_follows_a_moved_media_root(db, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "first"
+    demo_dataset_build()
+    ids = set(Image.objects.values_list("id", flat=True))
+    settings.MEDIA_ROOT = tmp_path / "second"
+    r = demo_dataset_build()
+    assert r.changed and r.images_added == 0 and set(Image.objects.values_list("id", flat=True)) == ids
+    flip = Image.objects.get(file_name="tabby_flip.jpg")
+    assert flip.path == (tmp_path / "second" / "datasets" / "demo" / "n02123045" / "tabby_flip.jpg").resolve()
+    assert flip.path.is_file()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from catalog.errors import DomainError
 from catalog.services import DEMO_SLUG, demo_dataset_build
 
 
@@ -11,7 +12,10 @@ class Command(BaseCommand):
     help = "Build the demo set of real photographs and known-factor variants under MEDIA_ROOT/datasets/demo."
 
     def handle(self, *args, **options) -> None:
-        r = demo_dataset_build()
+        try:
+            r = demo_dataset_build()
+        except (DomainError, FileNotFoundError) as exc:  # a missing source photo names its package
+            raise CommandError(f"demo set not built: {exc}") from exc
         if not r.changed:
             self.stdout.write(f"Demo set '{DEMO_SLUG}' is up to date: {r.images} images, nothing changed.")
             return
