@@ -51,6 +51,7 @@ class ImageClass(models.Model):
     meta_label_source = models.CharField(max_length=32, default="release")
 
     class Meta:
+        verbose_name_plural = "image classes"
         ordering = ["dataset_id", "index"]
         constraints = [
             models.UniqueConstraint(fields=["dataset", "index"], name="class_index_unique_per_dataset"),
