@@ -38,8 +38,13 @@ def pack_ratings(item_ids: np.ndarray, rater_ids: np.ndarray, flags: np.ndarray)
     n_rows = len(item_ids)
     n_factors = flags.shape[1] if flags.ndim == 2 else 0
     if n_rows == 0:
-        return Packed(np.zeros(0, int), np.zeros((0, 0, n_factors), bool), np.zeros((0, 0), bool),
-                      np.zeros((0, 0), int), np.zeros((0, 0), int))
+        return Packed(
+            np.zeros(0, int),
+            np.zeros((0, 0, n_factors), bool),
+            np.zeros((0, 0), bool),
+            np.zeros((0, 0), int),
+            np.zeros((0, 0), int),
+        )
     order = np.argsort(item_ids, kind="stable")
     sorted_items = item_ids[order]
     uniq, start, inverse = np.unique(sorted_items, return_index=True, return_inverse=True)
@@ -151,8 +156,9 @@ def set_agreement(X: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 # --- Bootstrap ------------------------------------------------------------------------------
 
 
-def bootstrap_ci(table: np.ndarray, stat, *, n_boot: int = 500, level: float = 0.95,
-                 rng: np.random.Generator | None = None) -> tuple[float, float]:
+def bootstrap_ci(
+    table: np.ndarray, stat, *, n_boot: int = 500, level: float = 0.95, rng: np.random.Generator | None = None
+) -> tuple[float, float]:
     """Percentile bootstrap CI of `stat(count table)`, resampling items; all replicates in one call."""
     t = np.asarray(table, dtype=np.float64)
     n = t.shape[-2]
@@ -168,8 +174,9 @@ def bootstrap_ci(table: np.ndarray, stat, *, n_boot: int = 500, level: float = 0
     return float(lo), float(hi)
 
 
-def bootstrap_mean_ci(values: np.ndarray, *, n_boot: int = 500, level: float = 0.95,
-                      rng: np.random.Generator | None = None) -> tuple[float, float]:
+def bootstrap_mean_ci(
+    values: np.ndarray, *, n_boot: int = 500, level: float = 0.95, rng: np.random.Generator | None = None
+) -> tuple[float, float]:
     v = np.asarray(values, dtype=np.float64)
     v = v[~np.isnan(v)]
     if v.size < 2:
@@ -188,8 +195,9 @@ def _f(x) -> float | None:
     return None if np.isnan(x) else round(x, 4)
 
 
-def per_factor_agreement(X: np.ndarray, M: np.ndarray, factor_keys: list[str] | tuple[str, ...], *,
-                         n_boot: int = 500, seed: int = 0) -> list[dict]:
+def per_factor_agreement(
+    X: np.ndarray, M: np.ndarray, factor_keys: list[str] | tuple[str, ...], *, n_boot: int = 500, seed: int = 0
+) -> list[dict]:
     """Fleiss' kappa, Krippendorff's alpha and raw agreement per factor with bootstrap CIs.
 
     Only items with at least two answers count (the overlap items).
@@ -202,24 +210,36 @@ def per_factor_agreement(X: np.ndarray, M: np.ndarray, factor_keys: list[str] | 
     for f, key in enumerate(factor_keys):  # 16 factors, each fully vectorised over items
         t = tables[f]
         if t.shape[0] == 0:
-            out.append({"factor": key, "n_items": 0, "fleiss_kappa": None, "kappa_ci": [None, None],
-                        "alpha": None, "alpha_ci": [None, None], "raw_agreement": None, "raw_ci": [None, None],
-                        "positive_rate": None})
+            out.append(
+                {
+                    "factor": key,
+                    "n_items": 0,
+                    "fleiss_kappa": None,
+                    "kappa_ci": [None, None],
+                    "alpha": None,
+                    "alpha_ci": [None, None],
+                    "raw_agreement": None,
+                    "raw_ci": [None, None],
+                    "positive_rate": None,
+                }
+            )
             continue
         k_ci = bootstrap_ci(t, fleiss_kappa, n_boot=n_boot, rng=rng)
         a_ci = bootstrap_ci(t, krippendorff_alpha_nominal, n_boot=n_boot, rng=rng)
         r_ci = bootstrap_ci(t, raw_agreement, n_boot=n_boot, rng=rng)
-        out.append({
-            "factor": key,
-            "n_items": int(t.shape[0]),
-            "fleiss_kappa": _f(fleiss_kappa(t)),
-            "kappa_ci": [_f(k_ci[0]), _f(k_ci[1])],
-            "alpha": _f(krippendorff_alpha_nominal(t)),
-            "alpha_ci": [_f(a_ci[0]), _f(a_ci[1])],
-            "raw_agreement": _f(raw_agreement(t)),
-            "raw_ci": [_f(r_ci[0]), _f(r_ci[1])],
-            "positive_rate": _f(t[:, 1].sum() / t.sum()),
-        })
+        out.append(
+            {
+                "factor": key,
+                "n_items": int(t.shape[0]),
+                "fleiss_kappa": _f(fleiss_kappa(t)),
+                "kappa_ci": [_f(k_ci[0]), _f(k_ci[1])],
+                "alpha": _f(krippendorff_alpha_nominal(t)),
+                "alpha_ci": [_f(a_ci[0]), _f(a_ci[1])],
+                "raw_agreement": _f(raw_agreement(t)),
+                "raw_ci": [_f(r_ci[0]), _f(r_ci[1])],
+                "positive_rate": _f(t[:, 1].sum() / t.sum()),
+            }
+        )
     return out
 
 

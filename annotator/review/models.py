@@ -65,8 +65,12 @@ class AuditEvent(AppendOnlyModel):
 
     # PROTECT: an image or annotation with history cannot be deleted by the application.
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="audit_events")
-    annotation = models.ForeignKey(Annotation, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    annotation = models.ForeignKey(
+        Annotation, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
@@ -117,7 +121,9 @@ class AdjudicationRecord(AppendOnlyModel):
 
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="adjudications")
     consensus = models.ForeignKey(Annotation, on_delete=models.PROTECT, related_name="adjudications")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     method = models.CharField(max_length=16, choices=AdjudicationMethod.choices)
     threshold = models.FloatField()
     # {"<annotation id>": {"annotator": id, "version": n, "factors": [...]}}
