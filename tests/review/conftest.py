@@ -59,3 +59,10 @@ def second_reviewer(django_user_model):
 
 def minutes_ago(m: float) -> dt.datetime:
     return timezone.now() - dt.timedelta(minutes=m)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The role fixtures create several users per test; the default PBKDF2 costs ~0.4 s each on
+    # this shared 2-core machine. Passwords are not what these tests check.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
