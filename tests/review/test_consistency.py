@@ -2,13 +2,13 @@
 
 import pytest
 
-pytestmark = pytest.mark.embedded
-
 from annotator.review import selectors, services
 from annotator.review.consistency import CueMatcher
 from annotator.review.models import ConsistencyFlag
 from curation.embeddings import load_nlp
 from tests.review.conftest import answer
+
+pytestmark = pytest.mark.embedded
 
 
 @pytest.fixture(scope="module")
