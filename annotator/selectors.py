@@ -40,12 +40,12 @@ def active_campaigns() -> QuerySet[Campaign]:
 def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
     """Planned and submitted annotation counts of a campaign, in one query."""
     row = CampaignItem.objects.filter(campaign=campaign).aggregate(
-        planned=Sum("planned"),
-        done=Sum("n_done"),
+        total_planned=Sum("planned"),
+        total_done=Sum("n_done"),
         items=Count("id"),
         overlap_items=Count("id", filter=Q(planned__gt=1)),
     )
-    planned, done = row["planned"] or 0, row["done"] or 0
+    planned, done = row["total_planned"] or 0, row["total_done"] or 0
     return {
         "planned": planned,
         "done": done,

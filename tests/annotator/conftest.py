@@ -39,6 +39,43 @@ def make_dataset(
     return ds
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """The role fixtures hash passwords; PBKDF2's deliberate slowness only slows these tests down."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def dataset(db, tmp_path):
     return make_dataset(tmp_path)
+
+
+def answer(**over):
+    from annotator.services import answer_clean
+
+    data = {"factors": ["pose"], "nothing_differs": False, "justification": "turned sideways", "one_word": "pose"}
+    data.update(over)
+    return answer_clean(**data)
+
+
+@pytest.fixture
+def campaign(dataset):
+    """6 work images (2 of them overlap x3 at fraction 1/3), no qualification set, no gold."""
+    from annotator.services import campaign_create
+
+    return campaign_create(name="tiny", dataset=dataset, overlap_fraction=1 / 3, overlap_copies=3, gold_rate=0.0)
+
+
+@pytest.fixture
+def qualified_campaign(dataset):
+    """The same campaign with the 3 known-factor variants as its qualification set."""
+    from annotator.models import GoldKind
+    from annotator.services import campaign_create, gold_items_add
+
+    c = campaign_create(name="with-qual", dataset=dataset, overlap_fraction=0.0, overlap_copies=2, gold_rate=0.0)
+    gold_items_add(
+        campaign=c,
+        images=Image.objects.filter(dataset=dataset, known_factors__isnull=False),
+        kind=GoldKind.QUALIFICATION,
+    )
+    return c
