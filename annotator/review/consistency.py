@@ -84,6 +84,10 @@ CUES: dict[str, tuple[str, ...]] = {
         "obscured",
     ),
     "person_blocking": (
+        "blocked by a person",
+        "blocked by someone",
+        "occluded by a person",
+        "covered by a hand",
         "person",
         "people",
         "hand",
@@ -222,7 +226,10 @@ class CueMatcher:
         self.phrases: list[tuple[tuple[str, ...], str]] = []
         single: list[tuple[str, str]] = []
         for factor, cues in CUES.items():
-            for cue in cues:
+            # The form's own wording is a cue of its factor too, and being the longest phrase it
+            # wins over shorter cues inside it ("... blocked by another object" is object_blocking,
+            # not multiple_objects's "another object").
+            for cue in (*cues, FACTORS_BY_KEY[factor].wording):
                 toks = tuple(t.lower_ for t in nlp.make_doc(cue))
                 self.phrases.append((toks, factor))
                 if len(toks) == 1:

@@ -53,11 +53,15 @@ def _planned_subquery():
     )
 
 
-def multi_annotated_images(*, image_ids=None, dataset_id: int | None = None) -> QuerySet:
-    """Images with all the answers they need (>= 2, or the campaign's planned copies) and no consensus yet.
+def multi_annotated_images(*, image_ids=None, dataset_id: int | None = None, complete_only: bool = True) -> QuerySet:
+    """Images with two or more answers and no consensus yet.
 
-    Rows (dicts): image_id, n, `<factor>_yes` counts, n_disagree (factors without unanimity),
-    disagree (bool). Counted by the database in one grouped query.
+    `complete_only`: only images that have all the answers they need (the campaign's planned
+    copies, at least AuditSettings.min_annotations). Full agreement is only final once every
+    planned answer is in (a later one may disagree), so auto-acceptance uses complete images;
+    a disagreement is a disagreement as soon as two answers differ, so the queue does not wait.
+    Rows (dicts): image_id, n, needed, `<factor>_yes` counts, n_disagree (factors without
+    unanimity), disagree (bool). Counted by the database in one grouped query.
     """
     cfg = AuditSettings.current()
     qs = _live_user_answers()
@@ -71,7 +75,7 @@ def multi_annotated_images(*, image_ids=None, dataset_id: int | None = None) -> 
         qs.values("image_id")
         .annotate(n=Count("id"), **yes)
         .annotate(needed=Greatest(Coalesce(_planned_subquery(), Value(0)), Value(cfg.min_annotations)))
-        .filter(n__gte=F("needed"))
+        .filter(n__gte=F("needed") if complete_only else Value(2))
     )
     split = sum(
         (
@@ -185,18 +189,22 @@ def audit_queue(*, reviewer, dataset_id: int | None = None, limit: int = 100) ->
     seen_images = {i.image.pk for i in items}
 
     own_images = Annotation.objects.filter(annotator=reviewer).values("image_id")
-    disagreements = multi_annotated_images(dataset_id=dataset_id).filter(disagree=True).exclude(image_id__in=own_images)
+    disagreements = (
+        multi_annotated_images(dataset_id=dataset_id, complete_only=False)
+        .filter(disagree=True)
+        .exclude(image_id__in=own_images)
+    )
     rows = list(disagreements[:limit])
     images = Image.objects.in_bulk([r["image_id"] for r in rows])
     for r in rows:
-        if r["image_id"] in seen_images or r["image_id"] not in images:
+        # Not deduplicated against flagged answers: a flagged answer on a disputed image is
+        # still audited on its own, and the dispute still needs adjudication.
+        if r["image_id"] not in images:
             continue
         split = [k for k in FACTOR_KEYS if 0 < r[f"{k}_yes"] < r["n"]]
-        items.append(
-            QueueItem(
-                "disagreement", images[r["image_id"]], None, [f"{r['n']} annotators disagree on {', '.join(split)}"]
-            )
-        )
+        waiting = f" ({r['n']} of {r['needed']} planned answers in)" if r["n"] < r["needed"] else ""
+        reason = f"{r['n']} annotators disagree on {', '.join(split)}{waiting}"
+        items.append(QueueItem("disagreement", images[r["image_id"]], None, [reason]))
         seen_images.add(r["image_id"])
 
     sampled, rates = sampled_annotations(reviewer=reviewer, dataset_id=dataset_id)

@@ -16,24 +16,49 @@ from tests.conftest import _make_user
 def make_images(root, n: int = 6, *, slug: str = "rv", meta_labels=("dog", "bird")) -> list[Image]:
     root.mkdir(parents=True, exist_ok=True)
     ds = Dataset.objects.create(slug=slug, name=slug, root=str(root))
-    classes = [ImageClass.objects.create(dataset=ds, index=i, name=f"class {i}", meta_label=m)
-               for i, m in enumerate(meta_labels)]
+    classes = [
+        ImageClass.objects.create(dataset=ds, index=i, name=f"class {i}", meta_label=m)
+        for i, m in enumerate(meta_labels)
+    ]
     images = []
     for i in range(n):
         name = f"img_{i:04d}.jpg"
         PILImage.new("RGB", (64, 48), ((i * 37) % 255, 90, 160)).save(root / name)
-        images.append(Image.objects.create(dataset=ds, split="val", image_class=classes[i % len(classes)],
-                                           file_name=name, relpath=name, readable=True, width=64, height=48))
+        images.append(
+            Image.objects.create(
+                dataset=ds,
+                split="val",
+                image_class=classes[i % len(classes)],
+                file_name=name,
+                relpath=name,
+                readable=True,
+                width=64,
+                height=48,
+            )
+        )
     return images
 
 
-def answer(image: Image, user, factors=(), *, justification: str = "looks different", one_word: str = "",
-           seconds: float | None = 12.0, created_at: dt.datetime | None = None, nothing_differs=None) -> Annotation:
+def answer(
+    image: Image,
+    user,
+    factors=(),
+    *,
+    justification: str = "looks different",
+    one_word: str = "",
+    seconds: float | None = 12.0,
+    created_at: dt.datetime | None = None,
+    nothing_differs=None,
+) -> Annotation:
     """An annotator's answer written the way the annotator app writes it: the row plus version 1."""
     ann = Annotation.objects.create(
-        image=image, annotator=user, justification=justification, one_word=one_word,
+        image=image,
+        annotator=user,
+        justification=justification,
+        one_word=one_word,
         nothing_differs=(not factors) if nothing_differs is None else nothing_differs,
-        time_on_task_ms=None if seconds is None else int(seconds * 1000), **{k: k in factors for k in FACTOR_KEYS},
+        time_on_task_ms=None if seconds is None else int(seconds * 1000),
+        **{k: k in factors for k in FACTOR_KEYS},
     )
     if created_at is not None:
         Annotation.objects.filter(pk=ann.pk).update(created_at=created_at)

@@ -44,8 +44,12 @@ def test_a_tie_is_undecided(images, annotator, other_annotator):
 def test_settled_answer_becomes_the_final_annotation(three_answers, reviewer):
     img, answers = three_answers
     consensus = services.adjudication_settle(
-        image_id=img.pk, reviewer=reviewer, factors=["pose", "darker"], justification="majority, checked",
-        expected_state=services.state_token(answers))
+        image_id=img.pk,
+        reviewer=reviewer,
+        factors=["pose", "darker"],
+        justification="majority, checked",
+        expected_state=services.state_token(answers),
+    )
     assert consensus.source == "consensus" and consensus.selected_factors == ["pose", "darker"]
     assert list(final_annotations(dataset_id=img.dataset_id).filter(image=img)) == [consensus]
     assert set(Annotation.objects.filter(image=img, source="user").values_list("status", flat=True)) == {"superseded"}
@@ -56,11 +60,13 @@ def test_settled_answer_becomes_the_final_annotation(three_answers, reviewer):
 def test_an_image_is_adjudicated_once(three_answers, reviewer, second_reviewer):
     img, answers = three_answers
     token = services.state_token(answers)
-    services.adjudication_settle(image_id=img.pk, reviewer=reviewer, factors=["pose"], justification="x",
-                                 expected_state=token)
+    services.adjudication_settle(
+        image_id=img.pk, reviewer=reviewer, factors=["pose"], justification="x", expected_state=token
+    )
     with pytest.raises(Conflict) as err:
-        services.adjudication_settle(image_id=img.pk, reviewer=second_reviewer, factors=["darker"],
-                                     justification="y", expected_state=token)
+        services.adjudication_settle(
+            image_id=img.pk, reviewer=second_reviewer, factors=["darker"], justification="y", expected_state=token
+        )
     assert "rev" in err.value.message
     assert Annotation.objects.get(image=img, source="consensus").selected_factors == ["pose"]
 
@@ -71,23 +77,34 @@ def test_adjudication_on_changed_answers_is_a_conflict(three_answers, reviewer):
     answers[1].version = 2
     answers[1].save()
     with pytest.raises(Conflict):
-        services.adjudication_settle(image_id=img.pk, reviewer=reviewer, factors=["pose"], justification="x",
-                                     expected_state=token)
+        services.adjudication_settle(
+            image_id=img.pk, reviewer=reviewer, factors=["pose"], justification="x", expected_state=token
+        )
     assert not Annotation.objects.filter(image=img, source="consensus").exists()
 
 
 def test_a_reviewer_who_annotated_the_image_cannot_adjudicate_it(images, annotator, reviewer):
     answers = [answer(images[0], annotator, ["pose"]), answer(images[0], reviewer, ["color"])]
     with pytest.raises(Forbidden):
-        services.adjudication_settle(image_id=images[0].pk, reviewer=reviewer, factors=["pose"], justification="x",
-                                     expected_state=services.state_token(answers))
+        services.adjudication_settle(
+            image_id=images[0].pk,
+            reviewer=reviewer,
+            factors=["pose"],
+            justification="x",
+            expected_state=services.state_token(answers),
+        )
 
 
 def test_single_answer_images_are_not_adjudicated(images, annotator, reviewer):
     a = answer(images[0], annotator, ["pose"])
     with pytest.raises(DomainError):
-        services.adjudication_settle(image_id=images[0].pk, reviewer=reviewer, factors=["pose"], justification="x",
-                                     expected_state=services.state_token([a]))
+        services.adjudication_settle(
+            image_id=images[0].pk,
+            reviewer=reviewer,
+            factors=["pose"],
+            justification="x",
+            expected_state=services.state_token([a]),
+        )
 
 
 def test_full_agreement_is_accepted_automatically(images, annotator, other_annotator):

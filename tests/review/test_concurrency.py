@@ -37,8 +37,9 @@ def _race(*calls):
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_two_reviewers_at_once_one_wins_the_other_gets_a_conflict(transactional_db, tmp_path, round_, annotator,
-                                                                   reviewer, second_reviewer):
+def test_two_reviewers_at_once_one_wins_the_other_gets_a_conflict(
+    transactional_db, tmp_path, round_, annotator, reviewer, second_reviewer
+):
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
     from tests.review.conftest import make_images
@@ -47,8 +48,13 @@ def test_two_reviewers_at_once_one_wins_the_other_gets_a_conflict(transactional_
     ann = answer(img, annotator, ["pose"])
     results = _race(
         lambda: services.review_accept(annotation_id=ann.pk, reviewer=reviewer, expected_version=1),
-        lambda: services.review_correct(annotation_id=ann.pk, reviewer=second_reviewer, expected_version=1,
-                                        factors=["darker"], justification="it is darker"),
+        lambda: services.review_correct(
+            annotation_id=ann.pk,
+            reviewer=second_reviewer,
+            expected_version=1,
+            factors=["darker"],
+            justification="it is darker",
+        ),
     )
     winners = [r for r in results if not isinstance(r, Exception)]
     losers = [r for r in results if isinstance(r, Exception)]
@@ -63,8 +69,9 @@ def test_two_reviewers_at_once_one_wins_the_other_gets_a_conflict(transactional_
     assert AuditEvent.objects.filter(annotation=ann, action__in=["accept", "correct"]).count() == 1
 
 
-def test_two_reviewers_adjudicating_at_once_one_wins(transactional_db, tmp_path, annotator, other_annotator,
-                                                     reviewer, second_reviewer):
+def test_two_reviewers_adjudicating_at_once_one_wins(
+    transactional_db, tmp_path, annotator, other_annotator, reviewer, second_reviewer
+):
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
     from catalog.models import Annotation
@@ -72,10 +79,15 @@ def test_two_reviewers_adjudicating_at_once_one_wins(transactional_db, tmp_path,
 
     img = make_images(tmp_path / "race2", 1)[0]
     token = services.state_token([answer(img, annotator, ["pose"]), answer(img, other_annotator, ["color"])])
-    results = _race(*(
-        (lambda r=r, f=f: services.adjudication_settle(image_id=img.pk, reviewer=r, factors=[f], justification="x",
-                                                        expected_state=token))
-        for r, f in ((reviewer, "pose"), (second_reviewer, "color"))
-    ))
+    results = _race(
+        *(
+            (
+                lambda r=r, f=f: services.adjudication_settle(
+                    image_id=img.pk, reviewer=r, factors=[f], justification="x", expected_state=token
+                )
+            )
+            for r, f in ((reviewer, "pose"), (second_reviewer, "color"))
+        )
+    )
     assert sum(isinstance(r, Conflict) for r in results) == 1, results
     assert Annotation.objects.filter(image=img, source="consensus").count() == 1

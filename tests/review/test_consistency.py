@@ -56,8 +56,9 @@ def test_unrelated_words_sharing_a_vector_are_not_taken_as_cues(matcher):
 
 
 @pytest.mark.embedded
-def test_flags_are_stored_once_per_version_and_go_to_the_front_of_the_queue(images, annotator, other_annotator,
-                                                                         reviewer):
+def test_flags_are_stored_once_per_version_and_go_to_the_front_of_the_queue(
+    images, annotator, other_annotator, reviewer
+):
     from annotator.review.models import AuditSettings
 
     AuditSettings.objects.update_or_create(pk=1, defaults={"base_rate": 1.0, "new_annotator_rate": 1.0})
@@ -69,3 +70,13 @@ def test_flags_are_stored_once_per_version_and_go_to_the_front_of_the_queue(imag
     queue = selectors.audit_queue(reviewer=reviewer)
     assert queue[0].kind == "flagged" and queue[0].annotation == flagged and "darker" in queue[0].reasons[0]
     assert [i.annotation for i in queue[1:]] == [plain]
+
+
+def test_the_forms_own_wording_flags_nothing_else(matcher):
+    from catalog.factors import FACTORS
+
+    for f in FACTORS:
+        assert matcher.check(f"The {f.wording}.", [f.key]) == [], f.key
+    assert (
+        matcher.check("object partially blocked by a person; lighting is darker", ["person_blocking", "darker"]) == []
+    )

@@ -41,8 +41,13 @@ def test_reject_without_a_comment_is_refused_and_changes_nothing(images, annotat
 
 def test_correct_makes_the_reviewers_edit_current_and_keeps_the_original(images, annotator, reviewer):
     ann = answer(images[0], annotator, ["pose"], justification="turned around")
-    services.review_correct(annotation_id=ann.pk, reviewer=reviewer, expected_version=1,
-                            factors=["darker", "pose"], justification="turned and darker")
+    services.review_correct(
+        annotation_id=ann.pk,
+        reviewer=reviewer,
+        expected_version=1,
+        factors=["darker", "pose"],
+        justification="turned and darker",
+    )
     ann.refresh_from_db()
     assert ann.selected_factors == ["pose", "darker"] and ann.status == "corrected" and ann.version == 2
     v1, v2 = AnnotationVersion.objects.filter(annotation=ann).order_by("version")

@@ -10,20 +10,56 @@ from annotator.review import metrics
 pytestmark = pytest.mark.embedded
 
 # Wikipedia's worked example for Fleiss' kappa (10 subjects, 14 raters, 5 categories).
-WIKIPEDIA_TABLE = np.array([
-    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
-])
+WIKIPEDIA_TABLE = np.array(
+    [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+)
 
 # A hand-made table shaped like Fleiss (1971): 30 items, 6 raters, 5 categories.
-SIX_RATER_TABLE = np.array([
-    [0, 0, 0, 6, 0], [0, 1, 4, 0, 1], [0, 0, 0, 0, 6], [0, 3, 0, 3, 0], [0, 0, 0, 0, 6],
-    [0, 0, 0, 0, 6], [0, 0, 0, 0, 6], [2, 0, 4, 0, 0], [0, 0, 0, 0, 6], [0, 0, 0, 0, 6],
-    [0, 0, 0, 0, 6], [0, 0, 0, 0, 6], [6, 0, 0, 0, 0], [2, 0, 4, 0, 0], [2, 0, 0, 0, 4],
-    [0, 0, 0, 0, 6], [0, 0, 6, 0, 0], [0, 0, 0, 0, 6], [2, 0, 0, 0, 4], [0, 0, 0, 0, 6],
-    [0, 0, 0, 0, 6], [0, 0, 0, 0, 6], [6, 0, 0, 0, 0], [2, 0, 0, 0, 4], [0, 0, 0, 0, 6],
-    [0, 0, 0, 6, 0], [0, 5, 0, 0, 1], [0, 5, 0, 1, 0], [0, 5, 1, 0, 0], [0, 0, 0, 0, 6],
-])
+SIX_RATER_TABLE = np.array(
+    [
+        [0, 0, 0, 6, 0],
+        [0, 1, 4, 0, 1],
+        [0, 0, 0, 0, 6],
+        [0, 3, 0, 3, 0],
+        [0, 0, 0, 0, 6],
+        [0, 0, 0, 0, 6],
+        [0, 0, 0, 0, 6],
+        [2, 0, 4, 0, 0],
+        [0, 0, 0, 0, 6],
+        [0, 0, 0, 0, 6],
+        [0, 0, 0, 0, 6],
+        [0, 0, 0, 0, 6],
+        [6, 0, 0, 0, 0],
+        [2, 0, 4, 0, 0],
+        [2, 0, 0, 0, 4],
+        [0, 0, 0, 0, 6],
+        [0, 0, 6, 0, 0],
+        [0, 0, 0, 0, 6],
+        [2, 0, 0, 0, 4],
+        [0, 0, 0, 0, 6],
+        [0, 0, 0, 0, 6],
+        [0, 0, 0, 0, 6],
+        [6, 0, 0, 0, 0],
+        [2, 0, 0, 0, 4],
+        [0, 0, 0, 0, 6],
+        [0, 0, 0, 6, 0],
+        [0, 5, 0, 0, 1],
+        [0, 5, 0, 1, 0],
+        [0, 5, 1, 0, 0],
+        [0, 0, 0, 0, 6],
+    ]
+)
 
 
 def test_fleiss_kappa_matches_wikipedia_worked_example():
@@ -58,7 +94,9 @@ def test_krippendorff_alpha_matches_the_krippendorff_package_with_missing_answer
     rng = np.random.default_rng(100 + seed)
     n_raters, n_units, cats = rng.integers(3, 8), rng.integers(20, 150), rng.integers(2, 4)
     truth = rng.integers(0, cats, n_units)
-    data = np.where(rng.random((n_raters, n_units)) < 0.7, truth, rng.integers(0, cats, (n_raters, n_units))).astype(float)
+    data = np.where(rng.random((n_raters, n_units)) < 0.7, truth, rng.integers(0, cats, (n_raters, n_units))).astype(
+        float
+    )
     data[rng.random(data.shape) < 0.3] = np.nan  # not every rater rates every unit
     expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
     counts = np.stack([(data == c).sum(0) for c in range(cats)], axis=1)
@@ -68,19 +106,22 @@ def test_krippendorff_alpha_matches_the_krippendorff_package_with_missing_answer
 def test_krippendorff_alpha_matches_krippendorffs_published_nominal_example():
     # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", nominal example: alpha = 0.743.
     nan = np.nan
-    data = np.array([
-        [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
-        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
-        [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
-        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
-    ])
+    data = np.array(
+        [
+            [1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan],
+            [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
+            [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan],
+            [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan],
+        ]
+    )
     counts = np.stack([(data == c).sum(0) for c in range(1, 6)], axis=1)
     assert metrics.krippendorff_alpha_nominal(counts) == pytest.approx(0.743, abs=5e-4)
 
 
 def test_pack_ratings_builds_items_by_slots_by_factors():
-    packed = metrics.pack_ratings(np.array([7, 3, 7, 7]), np.array([1, 1, 2, 3]),
-                                  np.array([[1, 0], [0, 1], [1, 1], [0, 0]]))
+    packed = metrics.pack_ratings(
+        np.array([7, 3, 7, 7]), np.array([1, 1, 2, 3]), np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    )
     assert packed.item_ids.tolist() == [3, 7]
     assert packed.M.sum(1).tolist() == [1, 3]
     assert packed.X[1, :, 0].tolist() == [True, True, False]

@@ -81,9 +81,14 @@ def test_reject_from_the_page_returns_the_annotation_with_an_escaped_comment(wor
     ann = world["annotation"]
     c = client_for(reviewer)
     c.get(reverse("review:audit", args=[ann.pk]))
-    resp = c.post(reverse("review:decide", args=[ann.pk, "reject"]),
-                  {"expected_version": 1, "comment": "<script>alert('x')</script> look again",
-                   "csrfmiddlewaretoken": c.cookies["csrftoken"].value})
+    resp = c.post(
+        reverse("review:decide", args=[ann.pk, "reject"]),
+        {
+            "expected_version": 1,
+            "comment": "<script>alert('x')</script> look again",
+            "csrfmiddlewaretoken": c.cookies["csrftoken"].value,
+        },
+    )
     assert resp.status_code == 302
     page = client_for(annotator).get(reverse("review:returned")).content.decode()
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; look again" in page and "<script>alert" not in page
@@ -99,12 +104,20 @@ def test_a_stale_page_submission_shows_a_conflict_and_changes_nothing(world, rev
     first, second = client_for(reviewer), client_for(second_reviewer)
     for c in (first, second):
         c.get(reverse("review:audit", args=[ann.pk]))  # both opened the page at version 1
-    ok = first.post(reverse("review:decide", args=[ann.pk, "accept"]),
-                    {"expected_version": 1, "csrfmiddlewaretoken": first.cookies["csrftoken"].value})
+    ok = first.post(
+        reverse("review:decide", args=[ann.pk, "accept"]),
+        {"expected_version": 1, "csrfmiddlewaretoken": first.cookies["csrftoken"].value},
+    )
     assert ok.status_code == 302
-    late = second.post(reverse("review:decide", args=[ann.pk, "correct"]),
-                       {"expected_version": 1, "factors": ["darker"], "justification": "darker",
-                        "csrfmiddlewaretoken": second.cookies["csrftoken"].value})
+    late = second.post(
+        reverse("review:decide", args=[ann.pk, "correct"]),
+        {
+            "expected_version": 1,
+            "factors": ["darker"],
+            "justification": "darker",
+            "csrfmiddlewaretoken": second.cookies["csrftoken"].value,
+        },
+    )
     assert late.status_code == 409
     assert "Someone acted first: rev chose “accept”" in late.content.decode()
     ann.refresh_from_db()
@@ -112,8 +125,9 @@ def test_a_stale_page_submission_shows_a_conflict_and_changes_nothing(world, rev
 
 
 def test_csrf_stays_on(world, reviewer):
-    resp = client_for(reviewer).post(reverse("review:decide", args=[world["annotation"].pk, "accept"]),
-                                     {"expected_version": 1})
+    resp = client_for(reviewer).post(
+        reverse("review:decide", args=[world["annotation"].pk, "accept"]), {"expected_version": 1}
+    )
     assert resp.status_code == 403
     assert Annotation.objects.get(pk=world["annotation"].pk).status == "submitted"
 
@@ -121,7 +135,9 @@ def test_csrf_stays_on(world, reviewer):
 def test_api_conflict_has_the_one_error_shape(world, reviewer, second_reviewer, api):
     ann = world["annotation"]
     api.force_authenticate(reviewer)
-    assert api.post(f"/api/review/annotations/{ann.pk}/accept/", {"expected_version": 1}, format="json").status_code == 200
+    assert (
+        api.post(f"/api/review/annotations/{ann.pk}/accept/", {"expected_version": 1}, format="json").status_code == 200
+    )
     api.force_authenticate(second_reviewer)
     resp = api.post(f"/api/review/annotations/{ann.pk}/reject/", {"expected_version": 1, "comment": "x"}, format="json")
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
@@ -151,13 +167,17 @@ def test_api_adjudication_round_trip(world, reviewer, api):
     api.force_authenticate(reviewer)
     state = api.get(f"/api/review/images/{img.pk}/adjudication/").json()
     assert state["proposed"] == [] and set(state["undecided"]) == {"pose", "color"}
-    resp = api.post(f"/api/review/images/{img.pk}/adjudication/",
-                    {"expected_state": state["expected_state"], "factors": ["pose"], "justification": "turned"},
-                    format="json")
+    resp = api.post(
+        f"/api/review/images/{img.pk}/adjudication/",
+        {"expected_state": state["expected_state"], "factors": ["pose"], "justification": "turned"},
+        format="json",
+    )
     assert resp.status_code == 201 and resp.json()["source"] == "consensus"
-    again = api.post(f"/api/review/images/{img.pk}/adjudication/",
-                     {"expected_state": state["expected_state"], "factors": ["color"], "justification": "x"},
-                     format="json")
+    again = api.post(
+        f"/api/review/images/{img.pk}/adjudication/",
+        {"expected_state": state["expected_state"], "factors": ["color"], "justification": "x"},
+        format="json",
+    )
     assert again.status_code == 409
     events = api.get(f"/api/review/images/{img.pk}/timeline/").json()["events"]
     assert [e["action"] for e in events][-3:] == ["adjudicate", "supersede", "supersede"]
@@ -168,9 +188,15 @@ def test_adjudication_page_settles_the_image(world, reviewer):
     c = client_for(reviewer)
     page = c.get(reverse("review:adjudicate", args=[img.pk]))
     state = page.context["state"]
-    resp = c.post(reverse("review:adjudicate", args=[img.pk]),
-                  {"expected_state": state, "factors": ["color"], "justification": "the color differs",
-                   "csrfmiddlewaretoken": c.cookies["csrftoken"].value})
+    resp = c.post(
+        reverse("review:adjudicate", args=[img.pk]),
+        {
+            "expected_state": state,
+            "factors": ["color"],
+            "justification": "the color differs",
+            "csrfmiddlewaretoken": c.cookies["csrftoken"].value,
+        },
+    )
     assert resp.status_code == 302
     assert Annotation.objects.get(image=img, source="consensus").selected_factors == ["color"]
 

@@ -48,8 +48,9 @@ def test_per_factor_figures_match_statsmodels_and_krippendorff(random_answers):
             assert row["fleiss_kappa"] is None
         else:
             assert row["fleiss_kappa"] == pytest.approx(expected_kappa, abs=1e-4)
-        expected_alpha = krippendorff.alpha(reliability_data=votes[:, :, f].T.astype(float),
-                                            level_of_measurement="nominal")
+        expected_alpha = krippendorff.alpha(
+            reliability_data=votes[:, :, f].T.astype(float), level_of_measurement="nominal"
+        )
         assert row["alpha"] == pytest.approx(expected_alpha, abs=1e-4)
         assert row["n_items"] == N_IMAGES
         lo, hi = row["kappa_ci"]
@@ -75,7 +76,8 @@ def test_breakdown_by_meta_label_uses_only_that_labels_items(random_answers):
     assert dog["n_items"] == N_IMAGES // 2  # make_images alternates dog / bird classes
     yes = votes[0::2, :, 0].sum(1)
     assert dog["factors"][0]["raw_agreement"] == pytest.approx(
-        np.mean((yes * (yes - 1) + (3 - yes) * (2 - yes)) / 6), abs=1e-4)
+        np.mean((yes * (yes - 1) + (3 - yes) * (2 - yes)) / 6), abs=1e-4
+    )
 
 
 def test_dashboard_csv_and_api_show_the_same_numbers(random_answers, reviewer, api):

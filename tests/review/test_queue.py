@@ -27,8 +27,9 @@ def test_new_annotators_are_sampled_at_the_higher_rate(db, tmp_path, annotator, 
     assert all("new annotator" in i.reasons[0] for i in queue)
 
 
-def test_annotators_with_low_gold_accuracy_are_sampled_at_the_higher_rate(db, tmp_path, annotator, other_annotator,
-                                                                         reviewer):
+def test_annotators_with_low_gold_accuracy_are_sampled_at_the_higher_rate(
+    db, tmp_path, annotator, other_annotator, reviewer
+):
     from annotator.models import Assignment, Campaign, GoldItem, GoldResponse
 
     imgs = make_images(tmp_path / "q", 5)
@@ -36,8 +37,14 @@ def test_annotators_with_low_gold_accuracy_are_sampled_at_the_higher_rate(db, tm
     campaign = Campaign.objects.create(name="c", dataset=imgs[0].dataset)
     gold = GoldItem.objects.create(campaign=campaign, image=imgs[4], kind="gold", factors=["darker"])
     for user, f1 in ((annotator, 0.2), (other_annotator, 0.95)):
-        a = Assignment.objects.create(campaign=campaign, annotator=user, kind="gold", gold_item=gold, image=imgs[4],
-                                      expires_at=timezone.now() + dt.timedelta(minutes=15))
+        a = Assignment.objects.create(
+            campaign=campaign,
+            annotator=user,
+            kind="gold",
+            gold_item=gold,
+            image=imgs[4],
+            expires_at=timezone.now() + dt.timedelta(minutes=15),
+        )
         GoldResponse.objects.create(assignment=a, gold_item=gold, annotator=user, factors=[], tp=0, fp=0, fn=1, f1=f1)
     weak = [answer(imgs[i], annotator, ["pose"]) for i in range(2)]
     answer(imgs[2], other_annotator, ["pose"])
@@ -55,8 +62,9 @@ def test_the_base_rate_samples_a_stable_share(db, tmp_path, annotator, reviewer)
     assert first == [i.annotation.pk for i in selectors.audit_queue(reviewer=reviewer)]  # stable on reload
 
 
-def test_order_is_flagged_then_disagreements_then_samples(images, annotator, other_annotator, third_annotator,
-                                                          reviewer):
+def test_order_is_flagged_then_disagreements_then_samples(
+    images, annotator, other_annotator, third_annotator, reviewer
+):
     set_rates(base_rate=1.0, new_annotator_rate=1.0)
     sample = answer(images[0], third_annotator, ["pose"])
     answer(images[1], annotator, ["pose"])
@@ -64,11 +72,19 @@ def test_order_is_flagged_then_disagreements_then_samples(images, annotator, oth
     answer(images[2], annotator, ["pose"])
     answer(images[2], other_annotator, ["pose"])  # they agree: not in the queue
     flagged = answer(images[3], third_annotator, [], justification="much darker")
-    ConsistencyFlag.objects.create(annotation=flagged, annotation_version=1, kind="mentions_unticked",
-                                   factor="darker", reason="says darker, darker not ticked")
+    ConsistencyFlag.objects.create(
+        annotation=flagged,
+        annotation_version=1,
+        kind="mentions_unticked",
+        factor="darker",
+        reason="says darker, darker not ticked",
+    )
     queue = selectors.audit_queue(reviewer=reviewer)
     assert [(i.kind, i.image.pk) for i in queue] == [
-        ("flagged", images[3].pk), ("disagreement", images[1].pk), ("sample", images[0].pk)]
+        ("flagged", images[3].pk),
+        ("disagreement", images[1].pk),
+        ("sample", images[0].pk),
+    ]
     assert queue[0].reasons == ["says darker, darker not ticked"]
     assert "disagree on pose, color" in queue[1].reasons[0] and queue[2].annotation == sample
 
@@ -76,8 +92,9 @@ def test_order_is_flagged_then_disagreements_then_samples(images, annotator, oth
 def test_flags_of_an_older_version_no_longer_count(images, annotator, reviewer):
     set_rates(base_rate=0.0, new_annotator_rate=0.0)
     ann = answer(images[0], annotator, ["pose"], justification="darker")
-    ConsistencyFlag.objects.create(annotation=ann, annotation_version=1, kind="mentions_unticked", factor="darker",
-                                   reason="r")
+    ConsistencyFlag.objects.create(
+        annotation=ann, annotation_version=1, kind="mentions_unticked", factor="darker", reason="r"
+    )
     ann.version = 2
     ann.save()
     assert selectors.audit_queue(reviewer=reviewer) == []
@@ -92,6 +109,19 @@ def test_a_reviewer_never_gets_own_annotations_or_images(images, annotator, revi
     answer(images[1], reviewer, ["pose"])
     answer(images[1], annotator, ["color"])  # disagreement on an image the reviewer annotated
     flagged = answer(images[2], reviewer, [], justification="darker")
-    ConsistencyFlag.objects.create(annotation=flagged, annotation_version=1, kind="mentions_unticked",
-                                   factor="darker", reason="r")
+    ConsistencyFlag.objects.create(
+        annotation=flagged, annotation_version=1, kind="mentions_unticked", factor="darker", reason="r"
+    )
     assert selectors.audit_queue(reviewer=reviewer) == []
+
+
+def test_a_disagreement_is_queued_before_all_planned_answers_are_in(images, annotator, other_annotator, reviewer):
+    from annotator.models import Campaign, CampaignItem
+
+    set_rates(base_rate=0.0, new_annotator_rate=0.0)
+    campaign = Campaign.objects.create(name="c", dataset=images[0].dataset)
+    CampaignItem.objects.create(campaign=campaign, image=images[0], planned=3)
+    answer(images[0], annotator, ["pose"])
+    answer(images[0], other_annotator, ["color"])
+    (item,) = selectors.audit_queue(reviewer=reviewer)
+    assert item.kind == "disagreement" and "(2 of 3 planned answers in)" in item.reasons[0]
