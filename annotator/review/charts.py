@@ -65,11 +65,11 @@ def factor_bars(rows: list[dict]) -> dict:
 
 def agreement_speed_scatter(annotators: list[dict]) -> dict:
     """Annotators as points: median seconds per item (x) against Cohen's kappa vs consensus (y)."""
-    W, H, L, B, T = 520, 300, 56, 40, 16
+    W, H, L, B, T = 520, 300, 56, 40, 24
     pts = [a for a in annotators if a["median_seconds"] is not None and a["kappa_vs_consensus"] is not None]
     xmax = max([a["median_seconds"] for a in pts] + [1.0]) * 1.15
     ylo = min([a["kappa_vs_consensus"] for a in pts] + [0.0])
-    x = _scale(0.0, xmax, W - L - 20)
+    x = _scale(0.0, xmax, W - L - 90)  # room for the last point's label
     y = _scale(ylo, 1.0, H - B - T)
     points = [
         {

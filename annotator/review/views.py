@@ -125,7 +125,8 @@ def _side_by_side(image: Image) -> dict:
         "prototypes": prototypes,
         "answers": answers,
         "factor_rows": rows,
-        "flags": {a.pk: selectors.current_flags(a) for a in answers},
+        "answer_flags": (answer_flags := [selectors.current_flags(a) for a in answers]),
+        "any_flags": any(answer_flags),
         "consensus": selectors.consensus_of(image),
         "adjudication": selectors.adjudication_of(image),
     }
@@ -205,6 +206,8 @@ def _adjudication_context(request, image: Image, form=None) -> dict:
     cfg = AuditSettings.current()
     live = [a for a in ctx["answers"] if a.status != "superseded"]
     proposed, undecided = services.propose_consensus(live, cfg.consensus_threshold)
+    if ctx["adjudication"] is not None:  # settled: show what was undecided when it was settled
+        proposed, undecided = ctx["adjudication"].proposed, ctx["adjudication"].undecided
     ctx.update(
         {
             "live": live,
