@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -69,7 +70,10 @@ def _valid(serializer_cls, data) -> dict:
 class QueueApi(APIView):
     permission_classes = [ReviewerPermission]
 
-    @extend_schema(summary="The reviewer's audit queue (flagged first, then disagreements, then samples)")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        summary="The reviewer's audit queue (flagged first, then disagreements, then samples)",
+    )
     def get(self, request):
         items = selectors.audit_queue(reviewer=request.user, limit=100)
         return Response(
@@ -93,7 +97,9 @@ class QueueApi(APIView):
 class AnnotationApi(APIView):
     permission_classes = [ReviewerPermission]
 
-    @extend_schema(summary="One annotation with every answer on its image and its consistency flags")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT, summary="One annotation with every answer on its image and its consistency flags"
+    )
     def get(self, request, annotation_id: int):
         ann = get_object_or_404(Annotation, pk=annotation_id, source=AnnotationSource.USER)
         return Response(
@@ -111,7 +117,11 @@ class DecisionApi(APIView):
     permission_classes = [ReviewerPermission]
     action = "accept"
 
-    @extend_schema(request=DecisionIn, summary="Accept, reject (comment required) or correct an annotation")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        request=DecisionIn,
+        summary="Accept, reject (comment required) or correct an annotation",
+    )
     def post(self, request, annotation_id: int):
         common = {"annotation_id": annotation_id, "reviewer": request.user}
         if self.action == "correct":
@@ -135,7 +145,9 @@ class DecisionApi(APIView):
 class AdjudicationApi(APIView):
     permission_classes = [ReviewerPermission]
 
-    @extend_schema(summary="The answers of a multi-annotated image and the consensus proposal")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT, summary="The answers of a multi-annotated image and the consensus proposal"
+    )
     def get(self, request, image_id: int):
         image = get_object_or_404(Image, pk=image_id)
         live = [a for a in selectors.image_answers(image) if a.status != "superseded"]
@@ -154,7 +166,11 @@ class AdjudicationApi(APIView):
             }
         )
 
-    @extend_schema(request=AdjudicationIn, summary="Settle the image: the answer becomes its consensus annotation")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        request=AdjudicationIn,
+        summary="Settle the image: the answer becomes its consensus annotation",
+    )
     def post(self, request, image_id: int):
         d = _valid(AdjudicationIn, request.data)
         consensus = services.adjudication_settle(
@@ -172,7 +188,7 @@ class AdjudicationApi(APIView):
 class TimelineApi(APIView):
     permission_classes = [ReviewerPermission]
 
-    @extend_schema(summary="The image's append-only audit trail")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="The image's append-only audit trail")
     def get(self, request, image_id: int):
         image = get_object_or_404(Image, pk=image_id)
         return Response(
@@ -198,7 +214,10 @@ class TimelineApi(APIView):
 class QualityApi(APIView):
     permission_classes = [ReviewerPermission]
 
-    @extend_schema(summary="Agreement per factor, per meta-label and per annotator (the dashboard's numbers)")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        summary="Agreement per factor, per meta-label and per annotator (the dashboard's numbers)",
+    )
     def get(self, request):
         form = QualityFilterForm(request.query_params or None)
         if form.is_bound and not form.is_valid():
@@ -209,7 +228,9 @@ class QualityApi(APIView):
 class ReturnedApi(APIView):
     permission_classes = [role_permission(Role.ANNOTATOR)]
 
-    @extend_schema(summary="The caller's rejected annotations with the reviewer's comment")
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT, summary="The caller's rejected annotations with the reviewer's comment"
+    )
     def get(self, request):
         return Response(
             {

@@ -211,3 +211,53 @@ def test_services_used_by_the_pages_record_the_trail(world, reviewer):
     services.review_accept(annotation_id=world["annotation"].pk, reviewer=reviewer, expected_version=1)
     page = client_for(reviewer).get(reverse("review:timeline", args=[world["annotation"].image_id])).content.decode()
     assert "created" in page and "accepted" in page
+
+
+def test_correct_from_the_page_keeps_the_original_version(world, reviewer):
+    from catalog.models import AnnotationVersion
+
+    ann = world["annotation"]
+    c = client_for(reviewer)
+    c.get(reverse("review:audit", args=[ann.pk]))
+    resp = c.post(
+        reverse("review:decide", args=[ann.pk, "correct"]),
+        {
+            "expected_version": 1,
+            "factors": ["pose", "darker"],
+            "justification": "turned, darker",
+            "one_word": "pose",
+            "csrfmiddlewaretoken": c.cookies["csrftoken"].value,
+        },
+    )
+    assert resp.status_code == 302
+    ann.refresh_from_db()
+    assert ann.status == "corrected" and ann.selected_factors == ["pose", "darker"]
+    assert AnnotationVersion.objects.get(annotation=ann, version=1).data["factors"] == ["pose"]
+
+
+def test_a_bad_correction_from_the_page_shows_the_error_and_keeps_the_input(world, reviewer):
+    ann = world["annotation"]
+    c = client_for(reviewer)
+    c.get(reverse("review:audit", args=[ann.pk]))
+    resp = c.post(
+        reverse("review:decide", args=[ann.pk, "correct"]),
+        {
+            "expected_version": 1,
+            "factors": ["darker"],
+            "justification": "",
+            "csrfmiddlewaretoken": c.cookies["csrftoken"].value,
+        },
+    )
+    assert resp.status_code == 400 and "justification is required" in resp.content.decode()
+    assert 'value="darker" checked' in resp.content.decode()
+    ann.refresh_from_db()
+    assert ann.status == "submitted" and ann.version == 1
+
+
+def test_an_unknown_action_is_404(world, reviewer):
+    c = client_for(reviewer)
+    c.get(reverse("review:queue"))
+    resp = c.post(
+        f"/review/annotations/{world['annotation'].pk}/delete/", {"csrfmiddlewaretoken": c.cookies["csrftoken"].value}
+    )
+    assert resp.status_code == 404
