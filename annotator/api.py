@@ -165,7 +165,6 @@ class NextApi(APIView):
         assignment = services.assignment_next(campaign_id=campaign_id, user=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        assignment = selectors.assignment_of(user=request.user, assignment_id=assignment.pk)
         return Response(AssignmentSerializer(assignment_payload(assignment, request.user)).data)
 
 

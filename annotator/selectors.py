@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from annotator.models import (
     Assignment,
@@ -12,6 +13,7 @@ from annotator.models import (
     Campaign,
     CampaignItem,
     CampaignStatus,
+    GoldKind,
     GoldResponse,
 )
 from catalog.models import Annotation
@@ -56,12 +58,33 @@ def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
 
 
 def annotator_progress(*, campaign: Campaign, user) -> dict[str, int]:
-    """What the form's counter shows: the annotator's own submitted work and the campaign's remainder."""
-    mine = Assignment.objects.filter(
-        campaign=campaign, annotator=user, kind=AssignmentKind.WORK, status=AssignmentStatus.SUBMITTED
+    """What the form's counter shows, in one query: the annotator's own submitted work and the
+    campaign's remaining planned annotations."""
+    items = CampaignItem.objects.filter(campaign=OuterRef("pk")).order_by().values("campaign")
+    mine = (
+        Assignment.objects.filter(
+            campaign=OuterRef("pk"), annotator=user, kind=AssignmentKind.WORK, status=AssignmentStatus.SUBMITTED
+        )
+        .order_by()
+        .values("campaign")
+    )
+    row = (
+        Campaign.objects.filter(pk=campaign.pk)
+        .annotate(
+            _planned=Coalesce(Subquery(items.annotate(s=Sum("planned")).values("s")), 0),
+            _done=Coalesce(Subquery(items.annotate(s=Sum("n_done")).values("s")), 0),
+            _mine=Coalesce(Subquery(mine.annotate(n=Count("id")).values("n")), 0),
+        )
+        .values("_planned", "_done", "_mine")
+        .get()
+    )
+    return {"done": row["_mine"], "remaining": row["_planned"] - row["_done"], "planned": row["_planned"]}
+
+
+def qualification_answered(*, campaign: Campaign, user) -> int:
+    return GoldResponse.objects.filter(
+        annotator=user, gold_item__campaign=campaign, gold_item__kind=GoldKind.QUALIFICATION
     ).count()
-    prog = campaign_progress(campaign=campaign)
-    return {"done": mine, "remaining": prog["remaining"], "planned": prog["planned"]}
 
 
 def annotations_of(*, user) -> QuerySet[Annotation]:

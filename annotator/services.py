@@ -35,6 +35,7 @@ from catalog.errors import Conflict, DomainError, Forbidden, NotFound
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationSource, AnnotationStatus, AnnotationVersion, Dataset, Image
 from catalog.roles import Role, has_role
+from prototypes.selectors import prototypes_for_class
 
 # Length limits, checked at the field (form, API and service say the same thing).
 JUSTIFICATION_MAX = 2000
@@ -62,13 +63,17 @@ def campaign_create(
     gold_rate: float | None = None,
     qualification_threshold: float = 0.5,
     created_by=None,
+    include_known_variants: bool = False,
+    exclude_image_ids: list[int] | None = None,
 ) -> Campaign:
     """Create a campaign and its items.
 
-    Images with a stored file are eligible, except known-factor variants (those are the gold
-    answers: annotating them as work would leak the gold set). round(fraction x n) images,
-    chosen at random, get `overlap_copies` independent annotations; all others get one. The
-    queue order is shuffled so that overlap images are spread among the others.
+    Images with a stored file are eligible. Known-factor variants are left out unless
+    `include_known_variants` (they are the usual gold answers); `exclude_image_ids` keeps the
+    images chosen as gold or qualification items out of the work, so no one meets them twice.
+    round(fraction x n) images, chosen at random, get `overlap_copies` independent annotations;
+    all others get one. The queue order is shuffled so that overlap images are spread among
+    the others.
     """
     name = (name or "").strip()
     if not name:
@@ -81,9 +86,11 @@ def campaign_create(
         raise DomainError("Overlap images need at least 2 annotations.", field="overlap_copies")
     if sample_size is not None and sample_size < 1:
         raise DomainError("The sample size must be at least 1.", field="sample_size")
-    images = (
-        Image.objects.filter(dataset=dataset, known_factors__isnull=True).exclude(relpath="").exclude(readable=False)
-    )
+    images = Image.objects.filter(dataset=dataset).exclude(relpath="").exclude(readable=False)
+    if not include_known_variants:
+        images = images.filter(known_factors__isnull=True)
+    if exclude_image_ids:
+        images = images.exclude(pk__in=exclude_image_ids)
     if split:
         images = images.filter(split=split)
     if class_ids:
@@ -178,28 +185,33 @@ def _lease(
     *,
     campaign: Campaign,
     user,
-    image_id: int,
+    image: Image,
     now: datetime,
     kind: str,
     item: CampaignItem | None = None,
     gold_item: GoldItem | None = None,
 ) -> Assignment:
-    return Assignment.objects.create(
+    """Write the lease, with the prototypes the form will show next to the image (provenance)."""
+    run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS)
+    assignment = Assignment.objects.create(
         campaign=campaign,
         annotator=user,
         kind=kind,
         item=item,
         gold_item=gold_item,
-        image_id=image_id,
+        image=image,
         started_at=now,
         expires_at=now + timedelta(minutes=campaign.lease_minutes),
+        prototype_run_id=getattr(run, "pk", None),
+        prototype_image_ids=[p.pk for p in protos],
     )
+    assignment._prototypes = (run, protos)
+    return assignment
 
 
 def _qualification_needed(*, campaign: Campaign, user) -> Qualification | None:
-    """The user's open qualification for the campaign, or None when the real queue is unlocked."""
-    if not campaign.gold_items.filter(kind=GoldKind.QUALIFICATION).exists():
-        return None
+    """The user's open qualification for a campaign that has a qualification set, or None when
+    the real queue is unlocked."""
     qual, _ = Qualification.objects.get_or_create(campaign=campaign, annotator=user)
     if qual.status == QualificationStatus.PASSED:
         return None
@@ -215,11 +227,15 @@ def _qualification_needed(*, campaign: Campaign, user) -> Qualification | None:
 def _next_gold(*, campaign: Campaign, user, kind: str, now: datetime) -> Assignment | None:
     seen = Assignment.objects.filter(campaign=campaign, annotator=user, image_id=OuterRef("image_id"))
     gold = (
-        GoldItem.objects.filter(campaign=campaign, kind=kind).exclude(Exists(seen)).order_by("position", "id").first()
+        GoldItem.objects.filter(campaign=campaign, kind=kind)
+        .select_related("image__image_class")
+        .exclude(Exists(seen))
+        .order_by("position", "id")
+        .first()
     )
     if gold is None:
         return None
-    return _lease(campaign=campaign, user=user, image_id=gold.image_id, now=now, kind=kind, gold_item=gold)
+    return _lease(campaign=campaign, user=user, image=gold.image, now=now, kind=kind, gold_item=gold)
 
 
 def _claim_work(*, campaign: Campaign, user, now: datetime) -> Assignment | None:
@@ -251,16 +267,18 @@ def _claim_work(*, campaign: Campaign, user, now: datetime) -> Assignment | None
     tried: list[int] = []
     for _ in range(_CLAIM_ATTEMPTS):
         qs = candidates.exclude(pk__in=tried) if tried else candidates
-        item = qs.select_for_update(skip_locked=True, of=("self",)).first()
+        item = qs.select_related("image__image_class").select_for_update(skip_locked=True, of=("self",)).first()
         if item is None:
             return None
-        # We hold the item's lock: re-read its counts with a fresh snapshot.
-        item.refresh_from_db(fields=["n_done"])
-        held = _active_leases(now).filter(item=item).count()
-        if item.n_done + held < item.planned:
-            return _lease(
-                campaign=campaign, user=user, image_id=item.image_id, now=now, kind=AssignmentKind.WORK, item=item
-            )
+        # We hold the item's lock: re-read its counts in a new statement (fresh snapshot).
+        n_done, leased = (
+            CampaignItem.objects.filter(pk=item.pk)
+            .annotate(_leased=Coalesce(Subquery(leased_count, output_field=IntegerField()), Value(0)))
+            .values_list("n_done", "_leased")
+            .get()
+        )
+        if n_done + leased < item.planned:
+            return _lease(campaign=campaign, user=user, image=item.image, now=now, kind=AssignmentKind.WORK, item=item)
         tried.append(item.pk)
     return None
 
@@ -277,32 +295,40 @@ def assignment_next(
     _require_annotator(user)
     now = now or timezone.now()
     rng = rng or random.Random()
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    # One query for the campaign, whether it has a qualification set and the lease the user
+    # already holds (reloading the page must not burn an image).
+    held_lease = Assignment.objects.filter(
+        campaign=OuterRef("pk"), annotator=user, status=AssignmentStatus.LEASED, expires_at__gt=now
+    ).order_by("id")
+    campaign = (
+        Campaign.objects.filter(pk=campaign_id)
+        .annotate(
+            _has_qualification=Exists(GoldItem.objects.filter(campaign=OuterRef("pk"), kind=GoldKind.QUALIFICATION)),
+            _held_id=Subquery(held_lease.values("id")[:1]),
+        )
+        .first()
+    )
     if campaign is None:
         raise NotFound("No such campaign.")
     if campaign.status != CampaignStatus.ACTIVE:
         raise Conflict(f"Campaign {campaign.name!r} is {campaign.status}: it hands out no work now.")
-    held = (
-        Assignment.objects.filter(campaign=campaign, annotator=user, status=AssignmentStatus.LEASED, expires_at__gt=now)
-        .order_by("id")
-        .first()
-    )
-    if held is not None:
+    if campaign._held_id is not None:
+        held = Assignment.objects.select_related("image__image_class", "gold_item").get(pk=campaign._held_id)
+        held.campaign = campaign
         return held
-    with transaction.atomic():
-        qual = _qualification_needed(campaign=campaign, user=user)
-        if qual is not None:
-            return _next_gold(campaign=campaign, user=user, kind=GoldKind.QUALIFICATION, now=now)
-        if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
-            gold = _next_gold(campaign=campaign, user=user, kind=GoldKind.GOLD, now=now)
-            if gold is not None:
-                return gold
-        try:
-            with transaction.atomic():
-                return _claim_work(campaign=campaign, user=user, now=now)
-        except IntegrityError:
-            # Only a concurrent request of the same user can collide on (campaign, image, user).
-            raise Conflict("Another request of yours claimed work at the same moment; ask again.")
+    try:
+        with transaction.atomic():
+            if campaign._has_qualification and _qualification_needed(campaign=campaign, user=user) is not None:
+                return _next_gold(campaign=campaign, user=user, kind=GoldKind.QUALIFICATION, now=now)
+            if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
+                gold = _next_gold(campaign=campaign, user=user, kind=GoldKind.GOLD, now=now)
+                if gold is not None:
+                    return gold
+            return _claim_work(campaign=campaign, user=user, now=now)
+    except IntegrityError:
+        # Only a concurrent request of the same user can collide on (campaign, image, user);
+        # the transaction was rolled back whole, nothing was leased.
+        raise Conflict("Another request of yours claimed work at the same moment; ask again.")
 
 
 def assignment_record_prototypes(*, assignment: Assignment, run_id: int | None, image_ids: list[int]) -> None:
@@ -386,6 +412,9 @@ class SubmitResult:
 
 
 def _lock_own_assignment(*, assignment_id: int, user) -> Assignment:
+    """Lock the user's assignment row. Callers that also need the campaign item lock it next:
+    the order is always assignment, then item; the queue locks only items and never waits
+    (SKIP LOCKED), so no cycle can form."""
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("campaign")
@@ -407,17 +436,22 @@ def annotation_submit(*, assignment_id: int, user, answer: Answer, now: datetime
     """
     _require_annotator(user)
     now = now or timezone.now()
-    with transaction.atomic():
-        assignment = _lock_own_assignment(assignment_id=assignment_id, user=user)
-        if assignment.status == AssignmentStatus.SUBMITTED:
-            raise Conflict("You have already submitted this image; revise your annotation from 'My annotations'.")
-        if assignment.status == AssignmentStatus.SKIPPED:
-            raise Conflict("You skipped this image; it cannot be submitted any more.")
-        elapsed = int((now - assignment.started_at).total_seconds() * 1000)
-        time_ms = answer.time_on_task_ms if answer.time_on_task_ms is not None else min(elapsed, TIME_ON_TASK_MAX_MS)
-        if assignment.kind == AssignmentKind.WORK:
-            return _submit_work(assignment=assignment, user=user, answer=answer, now=now, time_ms=time_ms)
-        return _submit_gold(assignment=assignment, user=user, answer=answer, now=now, time_ms=time_ms)
+    try:
+        with transaction.atomic():
+            assignment = _lock_own_assignment(assignment_id=assignment_id, user=user)
+            if assignment.status == AssignmentStatus.SUBMITTED:
+                raise Conflict("You have already submitted this image; revise your annotation from 'My annotations'.")
+            if assignment.status == AssignmentStatus.SKIPPED:
+                raise Conflict("You skipped this image; it cannot be submitted any more.")
+            elapsed = int((now - assignment.started_at).total_seconds() * 1000)
+            time_ms = (
+                answer.time_on_task_ms if answer.time_on_task_ms is not None else min(elapsed, TIME_ON_TASK_MAX_MS)
+            )
+            if assignment.kind == AssignmentKind.WORK:
+                return _submit_work(assignment=assignment, user=user, answer=answer, now=now, time_ms=time_ms)
+            return _submit_gold(assignment=assignment, user=user, answer=answer, now=now, time_ms=time_ms)
+    except IntegrityError:
+        raise Conflict("You have already annotated this image. Nothing was saved.", code="already_annotated")
 
 
 def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime, time_ms: int) -> SubmitResult:
@@ -433,22 +467,20 @@ def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime,
             )
     elif item.n_done >= item.planned:  # cannot happen while the lease holds a slot; never exceed the plan
         raise Conflict("This image has all its planned annotations already. Nothing was saved.", code="item_full")
-    try:
-        with transaction.atomic():
-            annotation = Annotation.objects.create(
-                image_id=assignment.image_id,
-                source=AnnotationSource.USER,
-                annotator=user,
-                nothing_differs=answer.nothing_differs,
-                justification=answer.justification,
-                one_word=answer.one_word,
-                status=AnnotationStatus.SUBMITTED,
-                version=1,
-                time_on_task_ms=time_ms,
-                **_flags(answer.factors),
-            )
-    except IntegrityError:
-        raise Conflict("You have already annotated this image.", code="already_annotated")
+    # The unique (image, annotator) constraint backs the queue's "never twice"; a violation
+    # aborts the whole transaction and annotation_submit answers a Conflict.
+    annotation = Annotation.objects.create(
+        image_id=assignment.image_id,
+        source=AnnotationSource.USER,
+        annotator=user,
+        nothing_differs=answer.nothing_differs,
+        justification=answer.justification,
+        one_word=answer.one_word,
+        status=AnnotationStatus.SUBMITTED,
+        version=1,
+        time_on_task_ms=time_ms,
+        **_flags(answer.factors),
+    )
     AnnotationVersion.objects.create(
         annotation=annotation, version=1, data=annotation.snapshot(), author=user, reason="create"
     )

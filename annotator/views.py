@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotator import selectors, services
 from annotator.forms import AnswerForm, CampaignForm, SkipForm
-from annotator.models import AssignmentKind, AssignmentStatus, Campaign
+from annotator.models import AssignmentKind, AssignmentStatus, Campaign, GoldKind
 from annotator.thumbs import SIZES, missing_svg, thumbnail
 from catalog.errors import DomainError
 from catalog.factors import FACTORS, FACTORS_BY_KEY
@@ -142,6 +142,8 @@ def qualification_feedback(request, assignment_id: int):
             "rows": rows,
             "qualification": qual,
             "campaign": assignment.campaign,
+            "answered": selectors.qualification_answered(campaign=assignment.campaign, user=request.user),
+            "total": assignment.campaign.gold_items.filter(kind=GoldKind.QUALIFICATION).count(),
         },
     )
 
