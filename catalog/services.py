@@ -46,8 +46,10 @@ IMAGENET_X_SLUG = "imagenet-x"
 BULK_BATCH = 2000
 
 
-class ReleaseImportError(Exception):
+class ReleaseImportError(DomainError):
     """The release cannot be imported (malformed files); nothing was written."""
+
+    code = "release_invalid"
 
 
 @dataclass(slots=True)
