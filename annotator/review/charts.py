@@ -114,3 +114,17 @@ def meta_table(by_meta: list[dict]) -> list[dict]:
         }
         for m in by_meta
     ]
+
+
+def drift_rows(annotators: list[dict]) -> list[dict]:
+    """Per annotator and factor: the drift, shaded by size (a change of 0.2 in tick rate or more stands out)."""
+
+    def shade(v):
+        if v is None:
+            return "na"
+        return "lo" if abs(v) >= 0.2 else "mid" if abs(v) >= 0.1 else "hi"
+
+    return [
+        {"username": a["username"], "cells": [{"key": k, "v": v, "shade": shade(v)} for k, v in a["drift"].items()]}
+        for a in annotators
+    ]

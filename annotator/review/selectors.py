@@ -22,8 +22,9 @@ from django.db.models import (
     Sum,
     Value,
     When,
+    Window,
 )
-from django.db.models.functions import Coalesce, Greatest, Mod
+from django.db.models.functions import Coalesce, Greatest, Mod, RowNumber
 
 from annotator.review import metrics
 from annotator.review.models import (
@@ -295,17 +296,21 @@ def quality_report(flt: QualityFilter | None = None, *, n_boot: int = 500) -> di
     from annotator.selectors import gold_accuracy_by_annotator
 
     flt = flt or QualityFilter()
+    # The database numbers each annotator's answers in time order (for drift); the rows come
+    # back as tuples and become column arrays without a per-row Python loop.
     rows = list(
-        _answers(flt).values_list(
-            "image_id", "annotator_id", "created_at", "time_on_task_ms", "image__image_class__meta_label", *FACTOR_KEYS
+        _answers(flt)
+        .annotate(_order=Window(RowNumber(), partition_by=[F("annotator_id")], order_by=[F("created_at"), F("id")]))
+        .values_list(
+            "image_id", "annotator_id", "_order", "time_on_task_ms", "image__image_class__meta_label", *FACTOR_KEYS
         )
     )
     n_rows = len(rows)
     cols = list(zip(*rows, strict=True)) if rows else [()] * (5 + len(FACTOR_KEYS))
     image_ids = np.array(cols[0], dtype=np.int64)
     annotator_ids = np.array(cols[1], dtype=np.int64)
-    times = np.array([t.timestamp() for t in cols[2]], dtype=np.float64)
-    seconds = np.array([np.nan if v is None else v / 1000 for v in cols[3]], dtype=np.float64)
+    order = np.array(cols[2], dtype=np.float64)
+    seconds = np.array(cols[3], dtype=np.float64) / 1000  # NULL (None) becomes NaN
     meta = np.array(cols[4], dtype=object)
     flags = np.array(cols[5:], dtype=bool).T.reshape(n_rows, len(FACTOR_KEYS))
 
@@ -339,9 +344,9 @@ def quality_report(flt: QualityFilter | None = None, *, n_boot: int = 500) -> di
     report["by_meta_label"] = by_meta
 
     # Per annotator.
-    users = sorted(set(annotator_ids.tolist()))
+    users_arr, group = np.unique(annotator_ids, return_inverse=True)
+    users = users_arr.tolist()
     idx = {u: i for i, u in enumerate(users)}
-    group = np.array([idx[u] for u in annotator_ids.tolist()], dtype=np.int64) if n_rows else np.zeros(0, np.int64)
     n_users = len(users)
     per_annotator: list[dict] = []
     if n_users:
@@ -365,7 +370,7 @@ def quality_report(flt: QualityFilter | None = None, *, n_boot: int = 500) -> di
         n_overlap = np.bincount(g_o, minlength=n_users)
         n_all = np.bincount(group, minlength=n_users)
         med = metrics.grouped_median(group, seconds, n_users)
-        drift = metrics.drift_by_group(group, times, flags, n_users)
+        drift = metrics.drift_by_group(group, order, flags, n_users)
         gold = gold_accuracy_by_annotator(user_ids=users)
         decisions = {
             r["annotation__annotator_id"]: r

@@ -277,6 +277,7 @@ def quality(request: HttpRequest) -> HttpResponse:
             "bars": charts.factor_bars(report["factors"]),
             "scatter": charts.agreement_speed_scatter(report["annotators"]),
             "meta_table": charts.meta_table(report["by_meta_label"]),
+            "drift_rows": charts.drift_rows(report["annotators"]),
         },
     )
 

@@ -185,3 +185,26 @@ def test_grouped_median_and_drift():
     flags = np.array([[0], [0], [1], [1]])
     drift = metrics.drift_by_group(np.zeros(4, int), np.array([1, 2, 3, 4]), flags, 1)
     assert drift[0, 0] == pytest.approx(1.0)
+
+
+def test_item_sums_reproduce_kappa_alpha_and_raw_agreement():
+    rng = np.random.default_rng(11)
+    X = rng.random((80, 4, 3)) < 0.3
+    M = rng.random((80, 4)) < 0.8
+    M[:, :2] = True  # every item has at least two answers
+    tables = metrics.binary_table(X, M)
+    kappa, alpha, raw = metrics.stats_from_sums(metrics.binary_item_features(tables).sum(0), 80)
+    for f in range(3):
+        assert kappa[f] == pytest.approx(metrics.fleiss_kappa(tables[f]), abs=1e-12)
+        assert alpha[f] == pytest.approx(metrics.krippendorff_alpha_nominal(tables[f]), abs=1e-12)
+        assert raw[f] == pytest.approx(metrics.raw_agreement(tables[f]), abs=1e-12)
+
+
+def test_fast_bootstrap_agrees_with_resampling_tables():
+    rng = np.random.default_rng(12)
+    truth = rng.random((300, 1)) < 0.3
+    X = np.where(rng.random((300, 3, 1)) < 0.85, truth[:, None, :], ~truth[:, None, :])
+    M = np.ones((300, 3), dtype=bool)
+    (row,) = metrics.per_factor_agreement(X, M, ["pose"], n_boot=2000)
+    lo, hi = metrics.bootstrap_ci(metrics.binary_table(X, M)[0], metrics.fleiss_kappa, n_boot=2000)
+    assert row["kappa_ci"][0] == pytest.approx(lo, abs=0.02) and row["kappa_ci"][1] == pytest.approx(hi, abs=0.02)

@@ -110,3 +110,14 @@ def test_filters_by_date_and_campaign(random_answers, reviewer):
     assert report["n_answers"] == 12 and report["n_overlap_images"] == 4
     page = client_for(reviewer).get(f"/review/quality/?campaign={campaign.pk}")
     assert page.context["report"]["n_answers"] == 12
+
+
+def test_drift_is_the_change_of_tick_rate_over_time(db, tmp_path, annotator):
+    from tests.review.conftest import minutes_ago
+
+    imgs = make_images(tmp_path / "drift", 8)
+    for i, img in enumerate(imgs):  # darker ticked only in the later half of the annotator's work
+        answer(img, annotator, ["pose", "darker"] if i >= 4 else ["pose"], created_at=minutes_ago(100 - i))
+    (row,) = selectors.quality_report(n_boot=10)["annotators"]
+    assert row["drift"]["darker"] == pytest.approx(1.0) and row["drift"]["pose"] == pytest.approx(0.0)
+    assert row["max_drift_factor"] == "darker"
