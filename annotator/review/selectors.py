@@ -95,7 +95,7 @@ def multi_annotated_images(*, image_ids=None, dataset_id: int | None = None, com
 
 @dataclass
 class QueueItem:
-    kind: str  # "flagged" | "disagreement" | "sample"
+    kind: str  # "flagged" | "resubmitted" | "disagreement" | "sample"
     image: Image
     annotation: Annotation | None = None
     reasons: list[str] = field(default_factory=list)
@@ -165,8 +165,9 @@ def audit_queue(*, reviewer, dataset_id: int | None = None, limit: int = 100) ->
     """What this reviewer should look at, most urgent first.
 
     1. annotations whose justification disagrees with their ticks (consistency flags), with the reason;
-    2. multi-annotated images whose annotators disagree (adjudication);
-    3. annotations sampled per annotator (AuditSettings rates).
+    2. answers revised by their annotator after a rejection;
+    3. multi-annotated images whose annotators disagree (adjudication);
+    4. annotations sampled per annotator (AuditSettings rates).
     A reviewer never sees their own annotations, nor images they annotated.
     """
     items: list[QueueItem] = []
@@ -187,6 +188,24 @@ def audit_queue(*, reviewer, dataset_id: int | None = None, limit: int = 100) ->
             item = by_ann[f.annotation_id] = QueueItem("flagged", f.annotation.image, f.annotation)
             items.append(item)
         item.reasons.append(f.reason)
+    # Answers revised after a rejection come back to review (the reviewer asked for the fix),
+    # whatever the sampling says; the reason quotes the rejection.
+    last_reject = ReviewDecision.objects.filter(annotation_id=OuterRef("pk"), action=ReviewAction.REJECT).order_by(
+        "-id"
+    )
+    resubmitted = (
+        Annotation.objects.filter(source=AnnotationSource.USER, status=AnnotationStatus.SUBMITTED)
+        .filter(Exists(last_reject))
+        .exclude(annotator=reviewer)
+        .exclude(pk__in=list(by_ann))
+        .annotate(_comment=Subquery(last_reject.values("comment")[:1]))
+        .select_related("image", "image__image_class", "annotator")
+        .order_by("updated_at", "id")
+    )
+    if dataset_id:
+        resubmitted = resubmitted.filter(image__dataset_id=dataset_id)
+    for ann in resubmitted[:limit]:
+        items.append(QueueItem("resubmitted", ann.image, ann, [f"revised after a rejection: “{ann._comment}”"]))
     seen_images = {i.image.pk for i in items}
 
     own_images = Annotation.objects.filter(annotator=reviewer).values("image_id")

@@ -125,3 +125,18 @@ def test_a_disagreement_is_queued_before_all_planned_answers_are_in(images, anno
     answer(images[0], other_annotator, ["color"])
     (item,) = selectors.audit_queue(reviewer=reviewer)
     assert item.kind == "disagreement" and "(2 of 3 planned answers in)" in item.reasons[0]
+
+
+def test_an_answer_revised_after_a_rejection_comes_back_with_the_comment(images, annotator, reviewer, second_reviewer):
+    from annotator.review import services
+    from annotator.services import annotation_revise, answer_clean
+
+    set_rates(base_rate=0.0, new_annotator_rate=0.0)
+    ann = answer(images[0], annotator, ["pose"])
+    services.review_reject(annotation_id=ann.pk, reviewer=reviewer, expected_version=1, comment="tick darker")
+    assert selectors.audit_queue(reviewer=second_reviewer) == []
+    answer_ = answer_clean(factors=["pose", "darker"], nothing_differs=False, justification="turned, darker",
+                           one_word="dark")
+    annotation_revise(annotation_id=ann.pk, user=annotator, answer=answer_)  # the annotator app's own service
+    (item,) = selectors.audit_queue(reviewer=second_reviewer)
+    assert item.kind == "resubmitted" and item.annotation == ann and "tick darker" in item.reasons[0]
