@@ -11,6 +11,7 @@ different trigger event and stays possible for the database owner.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -168,21 +169,39 @@ class ConsistencyFlag(models.Model):
 class AuditSettings(models.Model):
     """Audit sampling and adjudication knobs (one row, pk=1; edited in the admin)."""
 
-    base_rate = models.FloatField(default=0.10, help_text="Share of an annotator's annotations sampled for audit.")
-    new_annotator_rate = models.FloatField(default=0.5, help_text="Rate while the annotator is new.")
+    base_rate = models.FloatField(
+        default=0.10,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Share of an annotator's annotations sampled for audit.",
+    )
+    new_annotator_rate = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Rate while the annotator is new.",
+    )
     new_annotator_until = models.PositiveIntegerField(
         default=50, help_text="An annotator counts as new until this many submitted annotations."
     )
-    low_gold_rate = models.FloatField(default=0.5, help_text="Rate for annotators whose gold accuracy is low.")
+    low_gold_rate = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Rate for annotators whose gold accuracy is low.",
+    )
     low_gold_below = models.FloatField(default=0.7, help_text="Gold accuracy below this counts as low.")
     # Majority by default: a factor is settled when more than this share of the annotators agree
     # on it (0.5 = strict majority; 2/3 = two thirds; ties always go to a reviewer).
-    consensus_threshold = models.FloatField(default=0.5)
+    consensus_threshold = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.5), MaxValueValidator(0.99)],
+        help_text="A factor is settled when more than this share of the answers agree (0.5 = strict majority).",
+    )
     auto_accept_full_agreement = models.BooleanField(
         default=True, help_text="Images whose annotators agree on every factor get their consensus without a reviewer."
     )
     min_annotations = models.PositiveIntegerField(
-        default=2, help_text="Answers an image needs before it counts as multi-annotated."
+        default=2,
+        validators=[MinValueValidator(2)],
+        help_text="Answers an image needs before its full agreement is accepted (at least its campaign's planned copies).",
     )
     seed = models.PositiveIntegerField(default=1, help_text="Changes which annotations the sampling picks.")
 

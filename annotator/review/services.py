@@ -504,3 +504,26 @@ __all__ = [
     "review_after_submit",
     "state_token",
 ]
+
+
+@transaction.atomic
+def audit_settings_update(*, user, **values) -> AuditSettings:
+    """Change the audit sampling and adjudication knobs (maintainers only); validated by the model."""
+    from django.core.exceptions import ValidationError
+
+    if not has_role(user, Role.MAINTAINER):
+        raise Forbidden("Only maintainers change the audit settings.")
+    cfg = AuditSettings.objects.select_for_update().get(pk=AuditSettings.current().pk)
+    allowed = {f.name for f in AuditSettings._meta.concrete_fields} - {"id"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise DomainError(f"Unknown setting(s): {', '.join(sorted(unknown))}.", code="unknown_setting")
+    for k, v in values.items():
+        setattr(cfg, k, v)
+    try:
+        cfg.full_clean()
+    except ValidationError as e:
+        field = next(iter(e.message_dict), None) if hasattr(e, "error_dict") else None
+        raise DomainError("; ".join(e.messages), field=field, details=getattr(e, "message_dict", {}))
+    cfg.save()
+    return cfg

@@ -13,4 +13,5 @@ urlpatterns = [
     path("quality/", views.quality, name="quality"),
     path("quality.csv", views.quality_csv, name="quality_csv"),
     path("returned/", views.returned, name="returned"),
+    path("settings/", views.audit_settings, name="settings"),
 ]

@@ -372,3 +372,39 @@ def quality_csv(request: HttpRequest) -> HttpResponse:
 def returned(request: HttpRequest) -> HttpResponse:
     """An annotator's rejected annotations with the reviewer's comment (their own only)."""
     return render(request, "review/returned.html", {"annotations": selectors.returned_annotations(user=request.user)})
+
+
+# --- audit settings (maintainers) -----------------------------------------------------------------
+
+
+class AuditSettingsForm(forms.ModelForm):
+    class Meta:
+        model = AuditSettings
+        fields = [
+            "base_rate",
+            "new_annotator_rate",
+            "new_annotator_until",
+            "low_gold_rate",
+            "low_gold_below",
+            "consensus_threshold",
+            "auto_accept_full_agreement",
+            "min_annotations",
+            "seed",
+        ]
+
+
+@role_required(Role.MAINTAINER)
+def audit_settings(request: HttpRequest) -> HttpResponse:
+    cfg = AuditSettings.current()
+    if request.method == "POST":
+        form = AuditSettingsForm(request.POST, instance=AuditSettings.objects.get(pk=cfg.pk))
+        if form.is_valid():
+            try:
+                services.audit_settings_update(user=request.user, **form.cleaned_data)
+            except DomainError as e:
+                form.add_error(e.field if e.field in form.fields else None, e.message)
+            else:
+                messages.success(request, "Audit settings saved.")
+                return redirect("review:settings")
+        return render(request, "review/settings.html", {"form": form}, status=400)
+    return render(request, "review/settings.html", {"form": AuditSettingsForm(instance=cfg)})

@@ -261,3 +261,49 @@ def test_an_unknown_action_is_404(world, reviewer):
         f"/review/annotations/{world['annotation'].pk}/delete/", {"csrfmiddlewaretoken": c.cookies["csrftoken"].value}
     )
     assert resp.status_code == 404
+
+
+def test_maintainers_change_the_audit_settings_and_reviewers_cannot(world, maintainer, reviewer):
+    from annotator.review.models import AuditSettings
+
+    data = {
+        "base_rate": 0.2,
+        "new_annotator_rate": 0.6,
+        "new_annotator_until": 10,
+        "low_gold_rate": 0.7,
+        "low_gold_below": 0.6,
+        "consensus_threshold": 0.6,
+        "auto_accept_full_agreement": "on",
+        "min_annotations": 3,
+        "seed": 4,
+    }
+    assert client_for(reviewer).get(reverse("review:settings")).status_code == 403
+    c = client_for(maintainer)
+    c.get(reverse("review:settings"))
+    resp = c.post(reverse("review:settings"), {**data, "csrfmiddlewaretoken": c.cookies["csrftoken"].value})
+    assert resp.status_code == 302
+    cfg = AuditSettings.current()
+    assert (cfg.base_rate, cfg.consensus_threshold, cfg.min_annotations) == (0.2, 0.6, 3)
+
+
+@pytest.mark.parametrize("field, value", [("base_rate", 1.5), ("consensus_threshold", 0.3), ("min_annotations", 1)])
+def test_out_of_range_settings_are_refused_at_the_field(world, maintainer, field, value):
+    from annotator.review.models import AuditSettings
+
+    c = client_for(maintainer)
+    c.get(reverse("review:settings"))
+    data = {
+        "base_rate": 0.1,
+        "new_annotator_rate": 0.5,
+        "new_annotator_until": 50,
+        "low_gold_rate": 0.5,
+        "low_gold_below": 0.7,
+        "consensus_threshold": 0.5,
+        "min_annotations": 2,
+        "seed": 1,
+        field: value,
+    }
+    resp = c.post(reverse("review:settings"), {**data, "csrfmiddlewaretoken": c.cookies["csrftoken"].value})
+    assert resp.status_code == 400 and resp.context["form"].errors[field]
+    cfg = AuditSettings.current()
+    assert (cfg.base_rate, cfg.consensus_threshold, cfg.min_annotations) == (0.1, 0.5, 2)

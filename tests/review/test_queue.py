@@ -135,8 +135,9 @@ def test_an_answer_revised_after_a_rejection_comes_back_with_the_comment(images,
     ann = answer(images[0], annotator, ["pose"])
     services.review_reject(annotation_id=ann.pk, reviewer=reviewer, expected_version=1, comment="tick darker")
     assert selectors.audit_queue(reviewer=second_reviewer) == []
-    answer_ = answer_clean(factors=["pose", "darker"], nothing_differs=False, justification="turned, darker",
-                           one_word="dark")
+    answer_ = answer_clean(
+        factors=["pose", "darker"], nothing_differs=False, justification="turned, darker", one_word="dark"
+    )
     annotation_revise(annotation_id=ann.pk, user=annotator, answer=answer_)  # the annotator app's own service
     (item,) = selectors.audit_queue(reviewer=second_reviewer)
     assert item.kind == "resubmitted" and item.annotation == ann and "tick darker" in item.reasons[0]
