@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -151,6 +151,43 @@ def gold_items_add(*, campaign: Campaign, images: QuerySet[Image] | list[Image],
                 image=img,
                 kind=kind,
                 factors=known_factor_list(img.known_factors),
+                position=start + len(rows),
+            )
+        )
+    GoldItem.objects.bulk_create(rows)
+    return len(rows)
+
+
+def gold_items_add_from_reviewed(*, campaign: Campaign, annotation_ids: list[int], kind: str) -> int:
+    """Add images whose answer a reviewer approved (accepted, corrected or adjudicated) as gold.
+
+    The approved factors become the known answer; images already gold in the campaign are kept.
+    """
+    if kind not in GoldKind.values:
+        raise DomainError(f"Unknown gold kind {kind!r}.", field="kind")
+    approved = list(
+        Annotation.objects.filter(pk__in=annotation_ids)
+        .filter(Q(status__in=[AnnotationStatus.ACCEPTED, AnnotationStatus.CORRECTED]) | Q(source="consensus"))
+        .select_related("image")
+    )
+    if len(approved) != len(set(annotation_ids)):
+        raise DomainError(
+            "Only annotations that a reviewer accepted or corrected can become gold.", field="annotation_ids"
+        )
+    existing = set(campaign.gold_items.values_list("image_id", flat=True))
+    start = campaign.gold_items.count()
+    rows = []
+    for ann in approved:
+        if ann.image_id in existing:
+            continue
+        existing.add(ann.image_id)
+        rows.append(
+            GoldItem(
+                campaign=campaign,
+                image=ann.image,
+                kind=kind,
+                factors=ann.selected_factors,
+                source=f"review:{ann.pk}",
                 position=start + len(rows),
             )
         )
@@ -617,5 +654,6 @@ __all__ = [
     "campaign_create",
     "campaign_set_status",
     "gold_items_add",
+    "gold_items_add_from_reviewed",
     "qualification_reset",
 ]

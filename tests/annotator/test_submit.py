@@ -145,3 +145,17 @@ def test_gold_items_are_mixed_in_at_the_gold_rate_and_scored(campaign, annotator
     assert a.kind == AssignmentKind.GOLD
     result = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer(factors=a.gold_item.factors))
     assert result.gold_response.f1 == 1.0 and result.annotation is None
+
+
+@pytest.mark.embedded
+def test_reviewer_approved_answers_can_become_gold_but_unreviewed_cannot(campaign, annotator):
+    from annotator.services import gold_items_add_from_reviewed
+
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    ann = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer(factors=["color"])).annotation
+    with pytest.raises(DomainError):
+        gold_items_add_from_reviewed(campaign=campaign, annotation_ids=[ann.pk], kind=GoldKind.GOLD)
+    assert not campaign.gold_items.exists()
+    Annotation.objects.filter(pk=ann.pk).update(status=AnnotationStatus.ACCEPTED)
+    assert gold_items_add_from_reviewed(campaign=campaign, annotation_ids=[ann.pk], kind=GoldKind.GOLD) == 1
+    assert campaign.gold_items.get().factors == ["color"]
