@@ -328,7 +328,7 @@ def quality_report(flt: QualityFilter | None = None, *, n_boot: int = 500) -> di
     cols = list(zip(*rows, strict=True)) if rows else [()] * (5 + len(FACTOR_KEYS))
     image_ids = np.array(cols[0], dtype=np.int64)
     annotator_ids = np.array(cols[1], dtype=np.int64)
-    order = np.array(cols[2], dtype=np.float64)
+    time_rank = np.array(cols[2], dtype=np.float64)
     seconds = np.array(cols[3], dtype=np.float64) / 1000  # NULL (None) becomes NaN
     meta = np.array(cols[4], dtype=object)
     flags = np.array(cols[5:], dtype=bool).T.reshape(n_rows, len(FACTOR_KEYS))
@@ -369,7 +369,16 @@ def quality_report(flt: QualityFilter | None = None, *, n_boot: int = 500) -> di
     n_users = len(users)
     per_annotator: list[dict] = []
     if n_users:
-        consensus = metrics.majority_consensus(X, M)
+        # The reference for each answer: the image's adjudicated consensus when it has one, else
+        # the strict majority of the *other* answers (leave-one-out, so an annotator is not
+        # compared with a majority that includes their own vote; with two annotators this is
+        # plain pairwise agreement). Ties among the others count as "not ticked".
+        item_of_row = np.searchsorted(packed.item_ids, image_ids)
+        yes_total = (X & M[:, :, None]).sum(axis=1)  # (items, F)
+        n_total = M.sum(axis=1)  # (items,)
+        others_yes = yes_total[item_of_row] - flags
+        others_n = (n_total[item_of_row] - 1)[:, None]
+        reference = others_yes * 2 > others_n  # (rows, F)
         stored = list(
             Annotation.objects.filter(
                 source=AnnotationSource.CONSENSUS, image_id__in=packed.item_ids.tolist()
@@ -377,11 +386,15 @@ def quality_report(flt: QualityFilter | None = None, *, n_boot: int = 500) -> di
         )
         if stored:
             s_ids = np.array([r[0] for r in stored])
-            consensus[np.searchsorted(packed.item_ids, s_ids)] = np.array([r[1:] for r in stored], dtype=bool)
-        item_of_row = np.searchsorted(packed.item_ids, image_ids)
-        in_overlap = (M.sum(axis=1) >= 2)[item_of_row]
+            s_flags = np.array([r[1:] for r in stored], dtype=bool)
+            by_id = np.argsort(s_ids)
+            s_ids, s_flags = s_ids[by_id], s_flags[by_id]
+            pos = np.clip(np.searchsorted(s_ids, image_ids), 0, len(s_ids) - 1)
+            has = s_ids[pos] == image_ids
+            reference[has] = s_flags[pos[has]]
+        in_overlap = n_total[item_of_row] >= 2
         g_o = group[in_overlap]
-        cons_rows = consensus[item_of_row[in_overlap]]
+        cons_rows = reference[in_overlap]
         kappa = metrics.cohen_kappa_by_group(g_o, flags[in_overlap], cons_rows, n_users)
         agree = np.bincount(
             np.repeat(g_o, len(FACTOR_KEYS)), weights=(flags[in_overlap] == cons_rows).ravel(), minlength=n_users
@@ -389,7 +402,7 @@ def quality_report(flt: QualityFilter | None = None, *, n_boot: int = 500) -> di
         n_overlap = np.bincount(g_o, minlength=n_users)
         n_all = np.bincount(group, minlength=n_users)
         med = metrics.grouped_median(group, seconds, n_users)
-        drift = metrics.drift_by_group(group, order, flags, n_users)
+        drift = metrics.drift_by_group(group, time_rank, flags, n_users)
         gold = gold_accuracy_by_annotator(user_ids=users)
         decisions = {
             r["annotation__annotator_id"]: r

@@ -57,13 +57,14 @@ def test_per_factor_figures_match_statsmodels_and_krippendorff(random_answers):
         assert lo <= row["fleiss_kappa"] <= hi
 
 
-def test_per_annotator_kappa_matches_sklearn_against_the_majority(random_answers):
+def test_per_annotator_kappa_matches_sklearn_against_the_others_majority(random_answers):
     votes, users = random_answers
-    majority = votes.sum(1) >= 2
     report = selectors.quality_report(n_boot=20)
     by_user = {a["annotator_id"]: a for a in report["annotators"]}
     for r, user in enumerate(users):
-        expected = cohen_kappa_score(votes[:, r].ravel(), majority.ravel())
+        others = np.delete(votes, r, axis=1)
+        reference = others.sum(1) * 2 > others.shape[1]  # strict majority of the two others (tie = no)
+        expected = cohen_kappa_score(votes[:, r].ravel(), reference.ravel())
         assert by_user[user.pk]["kappa_vs_consensus"] == pytest.approx(expected, abs=1e-4)
     assert by_user[users[1].pk]["median_seconds"] == pytest.approx(11.0)  # 5 + 5 + median(i % 3)
     assert by_user[users[0].pk]["n_answers"] == N_IMAGES + 1
@@ -121,3 +122,25 @@ def test_drift_is_the_change_of_tick_rate_over_time(db, tmp_path, annotator):
     (row,) = selectors.quality_report(n_boot=10)["annotators"]
     assert row["drift"]["darker"] == pytest.approx(1.0) and row["drift"]["pose"] == pytest.approx(0.0)
     assert row["max_drift_factor"] == "darker"
+
+
+def test_an_adjudicated_consensus_is_the_reference_for_per_annotator_kappa(
+    db, tmp_path, annotator, other_annotator, reviewer
+):
+    from annotator.review import services
+
+    imgs = make_images(tmp_path / "adj", 4)
+    for i, img in enumerate(imgs):
+        a = answer(img, annotator, ["pose", "color"] if i % 2 else ["pose"])
+        b = answer(img, other_annotator, ["pose"])
+        services.adjudication_settle(
+            image_id=img.pk,
+            reviewer=reviewer,
+            factors=a.selected_factors,
+            justification="as the first",
+            expected_state=services.state_token([a, b]),
+        )
+    by_name = {r["username"]: r for r in selectors.quality_report(n_boot=10)["annotators"]}
+    assert by_name["ann"]["kappa_vs_consensus"] == pytest.approx(1.0)
+    assert by_name["ann"]["agreement_vs_consensus"] == pytest.approx(1.0)
+    assert by_name["ann2"]["agreement_vs_consensus"] == pytest.approx(1 - 2 / (4 * 16), abs=1e-4)
