@@ -5,3 +5,7 @@ class ReviewConfig(AppConfig):
     # Review and audit live under annotator/ (DESIGN.md) but own their tables and migrations.
     name = "annotator.review"
     label = "review"
+    verbose_name = "Review and quality"
+
+    def ready(self) -> None:
+        from annotator.review import signals  # noqa: F401  (connects the audit-trail hooks)
