@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -42,11 +43,12 @@ class ChecksumMismatch(Conflict):
     code = "checksum_mismatch"
 
 
-def verify_release_file(release: Release, name: str | None) -> Path:
-    """Path of a release file (`name`) or of its archive (`None`), after checking its sha256.
+def open_verified_release_file(release: Release, name: str | None) -> tuple[BinaryIO, str, str]:
+    """(open file, download name, sha256) of a release file (`name`) or of its archive (`None`).
 
-    A file that no longer matches the checksum recorded at build time is refused: it is never
-    served or published.
+    The checksum is computed from the very handle that is then served, so a file replaced on
+    disk after the check cannot slip through. A file that no longer matches the checksum
+    recorded at build time is refused: never served, never published.
     """
     from exports.services import release_dir, releases_root
 
@@ -60,18 +62,29 @@ def verify_release_file(release: Release, name: str | None) -> Path:
         if row is None:
             raise NotFound(f"Release {release.version} has no file {name!r}.")
         path, expected, label = release_dir(release) / row.name, row.sha256, row.name
-    if not path.is_file():
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 returned open, closed by the response
+    except OSError:
         log.error("release %s: %s is missing on disk", release.pk, path)
         raise ChecksumMismatch(f"{label} of release {release.version} is missing on disk; not sent.")
-    actual = writers.sha256_file(path)
-    if actual != expected:
-        log.error("release %s: %s has sha256 %s, expected %s (tampered?)", release.pk, path, actual, expected)
+    h = hashlib.sha256()
+    while chunk := fh.read(writers.HASH_CHUNK):
+        h.update(chunk)
+    if h.hexdigest() != expected:
+        fh.close()
+        log.error("release %s: %s has sha256 %s, expected %s (tampered?)", release.pk, path, h.hexdigest(), expected)
         raise ChecksumMismatch(
             f"{label} of release {release.version} does not match its recorded SHA-256; it was changed on disk "
             "and is not sent. A maintainer must investigate.",
             details={"expected_sha256": expected},
         )
-    return path
+    fh.seek(0)
+    return fh, label, expected
+
+
+def verify_release_file(release: Release, name: str | None) -> None:
+    fh, _, _ = open_verified_release_file(release, name)
+    fh.close()
 
 
 # --- diff ----------------------------------------------------------------------------------
