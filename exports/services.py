@@ -262,7 +262,6 @@ def _write_files(release: Release, out: Path, token: str) -> list[tuple[str, str
     chunk = _chunk_size()
     names: list[str] = []
 
-    _report(release.pk, token, stage="classes and prototypes")
     classes = (
         ImageClass.objects.filter(dataset=dataset).order_by("index").values_list("index", "wnid", "name", "meta_label")
     )
@@ -271,6 +270,7 @@ def _write_files(release: Release, out: Path, token: str) -> list[tuple[str, str
     proto_names, proto_info = _prototype_file_names(dataset)
     n_prototypes = writers.write_prototypes_csv(out / "prototypical_paths.csv", proto_names)
     names.append("prototypical_paths.csv")
+    _report(release.pk, token, stage="classes and prototypes written")
 
     per_split = _split_counts(run.pk)
     split_stats: dict[str, dict[str, Any]] = {}
