@@ -1,25 +1,24 @@
 """Test data for exports: a slice of the public ImageNet-X release, and done curation runs.
 
-`load_imagenet_x` reads the first lines of the package's own files (the same records the
-foundation importer stores: imported, accepted, source_release imagenet-x-0.0.7, the published
-top factor as reference_top_factor), in file order. `curation_run_from_final` copies each
+`load_imagenet_x` runs the foundation's importer on a copy of the package's release folder
+cut to the first lines of each annotation file (imported, accepted records, source_release
+imagenet-x-0.0.7, the published top factor as reference_top_factor, in file order). `curation_run_from_final` copies each
 image's final annotation into a done CurationRun with top_factor = reference_top_factor:
 exporting that run is "exporting the imported public release unchanged".
 """
 
 from __future__ import annotations
 
-import json
+import tempfile
 from importlib.resources import files
 from itertools import islice
 from pathlib import Path
 
-from catalog.factors import FACTOR_KEYS, RELEASE_FACTOR_ORDER
-from catalog.models import Annotation, Dataset, Image, ImageClass, ReferencePrototype
+from catalog.factors import FACTOR_KEYS
+from catalog.models import Dataset
 from catalog.selectors import final_annotations
+from catalog.services import IMAGENET_X_SLUG, imagenet_x_import
 from curation.models import CuratedImage, CurationRun
-
-SOURCE_RELEASE = "imagenet-x-0.0.7"
 
 
 def package_dir() -> Path:
@@ -31,57 +30,30 @@ def package_lines(split: str, kind: str, n: int | None = None) -> list[bytes]:
         return list(islice(fh, n)) if n is not None else list(fh)
 
 
-def load_imagenet_x(*, n_val: int | None = 40, n_train: int | None = 20, slug: str = "imagenet-x") -> Dataset:
-    """Import the first n records of each split (None = all) the way the foundation importer does."""
-    dataset, _ = Dataset.objects.get_or_create(slug=slug, defaults={"name": "ImageNet-X", "root": ""})
-    labels = (package_dir() / "imagenet_labels.txt").read_text().splitlines()
-    class_by_index: dict[int, ImageClass] = {c.index: c for c in ImageClass.objects.filter(dataset=dataset)}
-    missing = [
-        ImageClass(dataset=dataset, index=i, wnid=line.split(",", 1)[0], name=line.split(",", 1)[1])
-        for i, line in enumerate(labels)
-        if i not in class_by_index
-    ]
-    ImageClass.objects.bulk_create(missing, batch_size=1000)
-    class_by_index = {c.index: c for c in ImageClass.objects.filter(dataset=dataset)}
-    for split, n in (("val", n_val), ("train", n_train)):
-        multi = [json.loads(line) for line in package_lines(split, "multi", n)]
-        top = [json.loads(line) for line in package_lines(split, "top", n)]
-        images = Image.objects.bulk_create(
-            [
-                Image(dataset=dataset, split=split, image_class=class_by_index[r["class"]], file_name=r["file_name"])
-                for r in multi
-            ],
-            batch_size=2000,
-        )
-        anns = []
-        for img, m, t in zip(images, multi, top, strict=True):
-            tops = [k for k in RELEASE_FACTOR_ORDER if t[k]]
-            anns.append(
-                Annotation(
-                    image=img,
-                    source="imported",
-                    status="accepted",
-                    source_release=SOURCE_RELEASE,
-                    justification=m["justification"] or "",
-                    one_word=m["one_word"] or "",
-                    reference_top_factor=tops[0] if tops else "",
-                    **{k: bool(m[k]) for k in FACTOR_KEYS},
+_FOLDERS: dict[tuple[int | None, int | None], Path] = {}
+
+
+def release_folder(n_val: int | None, n_train: int | None) -> Path:
+    """A copy of the package's release folder keeping the first n lines of each annotation file."""
+    key = (n_val, n_train)
+    if key not in _FOLDERS:
+        folder = Path(tempfile.mkdtemp(prefix="imagenet-x-slice-"))
+        for f in package_dir().iterdir():
+            if f.suffix in (".csv", ".txt"):
+                (folder / f.name).symlink_to(f)
+        for split, n in (("val", n_val), ("train", n_train)):
+            for kind in ("multi", "top"):
+                (folder / f"imagenet_x_{split}_{kind}_factor.jsonl").write_bytes(
+                    b"".join(package_lines(split, kind, n))
                 )
-            )
-        Annotation.objects.bulk_create(anns, batch_size=2000)
-    protos = (package_dir() / "prototypical_paths.csv").read_text().splitlines()[1:]
-    by_name = dict(Image.objects.filter(dataset=dataset).values_list("file_name", "image_class_id"))
-    ReferencePrototype.objects.bulk_create(
-        [
-            ReferencePrototype(
-                dataset=dataset, image_class_id=by_name[name], file_name=name, position=i, source_release=SOURCE_RELEASE
-            )
-            for i, name in enumerate(protos)
-            if name in by_name
-        ],
-        ignore_conflicts=True,
-    )
-    return dataset
+        _FOLDERS[key] = folder
+    return _FOLDERS[key]
+
+
+def load_imagenet_x(*, n_val: int | None = 40, n_train: int | None = 20) -> Dataset:
+    """Import the first n records of each split (None = all) with the foundation's importer."""
+    imagenet_x_import(path=release_folder(n_val, n_train))
+    return Dataset.objects.get(slug=IMAGENET_X_SLUG)
 
 
 def curation_run_from_final(

@@ -9,6 +9,7 @@ import tarfile
 import pandas as pd
 import pytest
 
+from catalog.factors import META_LABELS
 from exports import services
 from exports.models import ReleaseStatus
 from tests.exports.factories import package_dir, package_lines
@@ -27,12 +28,18 @@ def test_exporting_the_imported_release_unchanged_reproduces_the_public_files(do
             assert ours == b"".join(package_lines(split, kind, n)), (split, kind)
 
 
-def test_prototypes_file_has_the_published_prototypes_of_the_imported_images(done_run, build):
+def test_prototypes_file_reproduces_the_published_prototypes(done_run, build):
     release = build(done_run)
-    lines = (_dir(release) / "prototypical_paths.csv").read_text().splitlines()
-    published = (package_dir() / "prototypical_paths.csv").read_text().splitlines()
-    assert lines[0] == "file_name"
-    assert lines[1:] == [n for n in published[1:] if n in set(lines[1:])]
+    published = (package_dir() / "prototypical_paths.csv").read_bytes()
+    assert (_dir(release) / "prototypical_paths.csv").read_bytes() == published
+
+
+def test_classes_file_lists_every_class_with_its_meta_label(done_run, build):
+    release = build(done_run)
+    rows = (_dir(release) / "classes.csv").read_text().splitlines()
+    assert rows[0] == "class,wnid,name,meta_label"
+    assert len(rows) == 1001 and rows[1].startswith("0,n01440764,tench,")
+    assert rows[1].rsplit(",", 1)[1] in META_LABELS
 
 
 def test_exported_jsonl_loads_with_the_imagenet_x_package(done_run, build, monkeypatch, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.errors import DomainError
-from catalog.models import Dataset
+from catalog.models import Annotation, Dataset, Image, ImageClass
 from curation.models import CuratedImage
 from exports import services
 from exports.selectors import release_diff
@@ -46,9 +46,9 @@ def test_diff_of_a_release_with_itself_is_empty(done_run, build):
 def test_diff_across_datasets_is_refused(done_run, build, maintainer):
     release = build(done_run)
     other = Dataset.objects.create(slug="demo", name="Demo")
-    from tests.exports.factories import load_imagenet_x
-
-    load_imagenet_x(n_val=3, n_train=0, slug="demo")
+    cls = ImageClass.objects.create(dataset=other, index=0, name="tench")
+    img = Image.objects.create(dataset=other, split="val", image_class=cls, file_name="a.jpg")
+    Annotation.objects.create(image=img, source="imported", status="accepted", source_release="x", pose=True)
     run = curation_run_from_final(other)
     other_release = services.release_create(dataset=other, version="1.0.0", curation_run=run, created_by=maintainer)
     with pytest.raises(DomainError, match="same dataset"):
