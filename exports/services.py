@@ -135,8 +135,12 @@ def _check_run_usable(run: CurationRun, dataset: Dataset) -> None:
 
 
 # --- build ---------------------------------------------------------------------------------
-def release_build_start(*, release_id: int, user: Any) -> Release:
-    """Mark the release `building` with a fresh token and enqueue the build (after commit)."""
+def release_build_start(*, release_id: int, user: Any, enqueue: bool = True) -> Release:
+    """Mark the release `building` with a fresh token and enqueue the build (after commit).
+
+    `enqueue=False` leaves the build to the caller (release_build with the returned token),
+    for command-line use without a worker.
+    """
     from exports import tasks  # the task module imports this one
 
     with transaction.atomic():
@@ -167,7 +171,8 @@ def release_build_start(*, release_id: int, user: Any) -> Release:
         release.heartbeat_at = timezone.now()
         release.save()
         token = release.build_token
-        transaction.on_commit(lambda: tasks.build_release.delay(release.pk, token))
+        if enqueue:
+            transaction.on_commit(lambda: tasks.build_release.delay(release.pk, token))
     return release
 
 
