@@ -14,6 +14,8 @@ import io
 import json
 import tarfile
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,25 +36,61 @@ def sha256_file(path: Path) -> str:
 
 
 # --- ImageNet-X JSONL ---------------------------------------------------------------------
+def _json_str(value: str | None) -> str:
+    # A missing text is null (our database stores it as ""; the public files never hold "").
+    # The public files were written by pandas' to_json (ujson): ASCII with \\uXXXX escapes and
+    # "/" escaped as "\\/"; encode_basestring_ascii is json.dumps' own C encoder for strings.
+    return encode_basestring_ascii(value).replace("/", "\\/") if value else "null"
+
+
+@lru_cache(maxsize=1 << 16)
+def _flags_json(flags: tuple[bool, ...]) -> str:
+    # At most 2**16 combinations and far fewer in practice: each is formatted once.
+    return "".join(f',"{key}":{1 if value else 0}' for key, value in zip(RELEASE_FACTOR_ORDER, flags, strict=True))
+
+
+def _head(file_name: str, class_index: int) -> str:
+    return '{"file_name":' + _json_str(file_name) + ',"class":' + str(int(class_index))
+
+
+def _tail(justification: str | None, one_word: str | None) -> str:
+    return ',"justification":' + _json_str(justification) + ',"one_word":' + _json_str(one_word) + "}\n"
+
+
 def imagenet_x_line(
     file_name: str, class_index: int, flags: Sequence[int | bool], justification: str | None, one_word: str | None
 ) -> bytes:
     """One line of an ImageNet-X annotation file, byte-for-byte in the public files' format.
 
-    `flags` are in RELEASE_FACTOR_ORDER. The public files were written by pandas' to_json
-    (ujson): compact separators, ASCII with \\uXXXX escapes, "/" escaped as "\\/", factors as
-    0/1 integers, and null for a missing text (our database stores a missing text as "";
-    the public files never contain an empty string).
+    `flags` are in RELEASE_FACTOR_ORDER. Keys in RELEASE_KEY_ORDER, compact separators, factors
+    as 0/1 integers, one object per line ending in "\\n".
     """
-    record: dict[str, Any] = {"file_name": file_name, "class": int(class_index)}
-    for key, value in zip(RELEASE_FACTOR_ORDER, flags, strict=True):
-        record[key] = 1 if value else 0
-    record["justification"] = justification or None
-    record["one_word"] = one_word or None
-    return json.dumps(record, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode("ascii") + b"\n"
+    flag_part = _flags_json(tuple(bool(v) for v in flags))
+    return (_head(file_name, class_index) + flag_part + _tail(justification, one_word)).encode("ascii")
 
 
-assert tuple(json.loads(imagenet_x_line("a", 0, [0] * 16, "", "")).keys()) == RELEASE_KEY_ORDER
+assert tuple(json.loads(imagenet_x_line("a/b", 0, [0] * 16, "", "é")).keys()) == RELEASE_KEY_ORDER
+assert (
+    imagenet_x_line("a/b", 1, [1] + [0] * 15, "x/ä", None)
+    == json.dumps(
+        {
+            "file_name": "a/b",
+            "class": 1,
+            **{k: int(k == "multiple_objects") for k in RELEASE_FACTOR_ORDER},
+            "justification": "x/ä",
+            "one_word": None,
+        },
+        separators=(",", ":"),
+    )
+    .replace("/", "\\/")
+    .encode()
+    + b"\n"
+)
+
+
+_TOP_FLAGS: dict[str, str] = {
+    key: _flags_json(tuple(k == key for k in RELEASE_FACTOR_ORDER)) for key in ("", *RELEASE_FACTOR_ORDER)
+}
 
 
 class ImageNetXSplitWriter:
@@ -82,9 +120,12 @@ class ImageNetXSplitWriter:
         one_word: str | None,
         top_factor: str,
     ) -> None:
-        self._multi.write(imagenet_x_line(file_name, class_index, flags, justification, one_word))
-        top_flags = [1 if key == top_factor else 0 for key in RELEASE_FACTOR_ORDER]
-        self._top.write(imagenet_x_line(file_name, class_index, top_flags, justification, one_word))
+        # Both lines share everything but the flags: encode the name and the texts once.
+        head = _head(file_name, class_index)
+        tail = _tail(justification, one_word)
+        flags = tuple(bool(v) for v in flags)
+        self._multi.write((head + _flags_json(flags) + tail).encode("ascii"))
+        self._top.write((head + _TOP_FLAGS[top_factor] + tail).encode("ascii"))
         self.count += 1
         for key, value in zip(RELEASE_FACTOR_ORDER, flags, strict=True):
             if value:
