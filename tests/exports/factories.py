@@ -9,6 +9,7 @@ exporting that run is "exporting the imported public release unchanged".
 
 from __future__ import annotations
 
+import json
 import tempfile
 from importlib.resources import files
 from itertools import islice
@@ -30,29 +31,46 @@ def package_lines(split: str, kind: str, n: int | None = None) -> list[bytes]:
         return list(islice(fh, n)) if n is not None else list(fh)
 
 
-_FOLDERS: dict[tuple[int | None, int | None], Path] = {}
+_FOLDERS: dict[tuple, Path] = {}
+SLIM_PROTOTYPES = 30  # the first 10 classes' prototypes: keeps each test's import small
 
 
-def release_folder(n_val: int | None, n_train: int | None) -> Path:
-    """A copy of the package's release folder keeping the first n lines of each annotation file."""
-    key = (n_val, n_train)
+def release_folder(n_val: int | None, n_train: int | None, *, all_prototypes: bool = False) -> Path:
+    """A copy of the package's release folder keeping the first n lines of each annotation file.
+
+    Unless `all_prototypes`, prototypical_paths.csv keeps its first SLIM_PROTOTYPES lines and
+    filename_label.csv only the names the slice needs (the importer checks both against it).
+    """
+    key = (n_val, n_train, all_prototypes)
     if key not in _FOLDERS:
         folder = Path(tempfile.mkdtemp(prefix="imagenet-x-slice-"))
-        for f in package_dir().iterdir():
-            if f.suffix in (".csv", ".txt"):
-                (folder / f.name).symlink_to(f)
+        for name in ("imagenet_labels.txt", "imagenet_1k_classes_to_100_metaclasses.csv"):
+            (folder / name).symlink_to(package_dir() / name)
+        val_names = set()
         for split, n in (("val", n_val), ("train", n_train)):
             for kind in ("multi", "top"):
-                (folder / f"imagenet_x_{split}_{kind}_factor.jsonl").write_bytes(
-                    b"".join(package_lines(split, kind, n))
-                )
+                lines = package_lines(split, kind, n)
+                (folder / f"imagenet_x_{split}_{kind}_factor.jsonl").write_bytes(b"".join(lines))
+                if split == "val":
+                    val_names |= {json.loads(line)["file_name"] for line in lines}
+        if all_prototypes:
+            for name in ("prototypical_paths.csv", "filename_label.csv"):
+                (folder / name).symlink_to(package_dir() / name)
+        else:
+            protos = (package_dir() / "prototypical_paths.csv").read_text().splitlines()[: SLIM_PROTOTYPES + 1]
+            (folder / "prototypical_paths.csv").write_text("\n".join(protos) + "\n")
+            wanted = val_names | set(protos[1:])
+            labels = (package_dir() / "filename_label.csv").read_text().splitlines()
+            (folder / "filename_label.csv").write_text(
+                "\n".join([labels[0], *(x for x in labels[1:] if x.split(",", 1)[0] in wanted)]) + "\n"
+            )
         _FOLDERS[key] = folder
     return _FOLDERS[key]
 
 
-def load_imagenet_x(*, n_val: int | None = 40, n_train: int | None = 20) -> Dataset:
+def load_imagenet_x(*, n_val: int | None = 40, n_train: int | None = 20, all_prototypes: bool = False) -> Dataset:
     """Import the first n records of each split (None = all) with the foundation's importer."""
-    imagenet_x_import(path=release_folder(n_val, n_train))
+    imagenet_x_import(path=release_folder(n_val, n_train, all_prototypes=all_prototypes))
     return Dataset.objects.get(slug=IMAGENET_X_SLUG)
 
 

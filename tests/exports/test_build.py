@@ -28,8 +28,10 @@ def test_exporting_the_imported_release_unchanged_reproduces_the_public_files(do
             assert ours == b"".join(package_lines(split, kind, n)), (split, kind)
 
 
-def test_prototypes_file_reproduces_the_published_prototypes(done_run, build):
-    release = build(done_run)
+def test_prototypes_file_reproduces_the_published_prototypes(db, build):
+    from tests.exports.factories import curation_run_from_final, load_imagenet_x
+
+    release = build(curation_run_from_final(load_imagenet_x(n_val=5, n_train=5, all_prototypes=True)))
     published = (package_dir() / "prototypical_paths.csv").read_bytes()
     assert (_dir(release) / "prototypical_paths.csv").read_bytes() == published
 
