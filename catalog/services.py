@@ -1,0 +1,396 @@
+"""Writes of the catalogue: importing the public ImageNet-X release, registering image folders.
+
+Functions are named `<entity>_<verb>`, keyword-only, typed and transactional.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import transaction
+from tqdm import tqdm
+
+from catalog.errors import DomainError
+from catalog.factors import FACTOR_KEYS
+from catalog.imagecheck import FileCheck, check_image
+from catalog.importers import RELEASE_NAME, Release, ReleaseFormatError, read_release
+from catalog.models import (
+    Annotation,
+    AnnotationSource,
+    AnnotationStatus,
+    AnnotationVersion,
+    Dataset,
+    Image,
+    ImageClass,
+    ReferencePrototype,
+    Split,
+)
+
+IMAGENET_X_SLUG = "imagenet-x"
+# Rows per INSERT: large enough to amortise round trips, small enough that one statement
+# stays under PostgreSQL's 65,535 bind parameters (Annotation has ~30 columns).
+BULK_BATCH = 2000
+
+
+class ReleaseImportError(Exception):
+    """The release cannot be imported (malformed files); nothing was written."""
+
+
+@dataclass(slots=True)
+class ImportResult:
+    created: dict[str, int] = field(default_factory=dict)
+    existing: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return any(self.created.values())
+
+    @property
+    def rows_created(self) -> int:
+        return sum(self.created.values())
+
+
+def imagenet_x_import(*, path: Path | None = None, batch_size: int = BULK_BATCH) -> ImportResult:
+    """Import the ImageNet-X release into dataset `imagenet-x`; idempotent.
+
+    The whole release is parsed and validated before the database is touched, and everything
+    is written in one transaction: a malformed copy loads nothing. Rows already present (by
+    their natural keys) are left as they are, so a second run creates nothing.
+    """
+    started = time.perf_counter()
+    try:
+        release = read_release(path)
+    except ReleaseFormatError as exc:
+        raise ReleaseImportError(str(exc)) from exc
+    with transaction.atomic():
+        result = _write_release(release, batch_size=batch_size)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _bulk(model, objs: list, batch_size: int) -> list:
+    # bulk_create sets primary keys on PostgreSQL and SQLite >= 3.35 (RETURNING).
+    return model.objects.bulk_create(objs, batch_size=batch_size) if objs else []
+
+
+def _write_release(release: Release, *, batch_size: int) -> ImportResult:
+    """Write what is missing. The caller holds the transaction."""
+    res = ImportResult()
+    dataset, created = Dataset.objects.get_or_create(
+        slug=IMAGENET_X_SLUG,
+        defaults={
+            "name": "ImageNet-X",
+            "description": (
+                "The public ImageNet-X release (Idrissi et al.): factor-of-variation annotations of the ImageNet-1k "
+                f"val set and a train subset, {RELEASE_NAME}. Annotations only: no image files."
+            ),
+            "root": "",
+        },
+    )
+    res.created["datasets"] = int(created)
+    res.existing["datasets"] = int(not created)
+
+    # Classes, keyed by index. An existing class keeps its meta-label (a maintainer may have edited it).
+    class_ids = dict(ImageClass.objects.filter(dataset=dataset).values_list("index", "id"))
+    new_classes = [
+        ImageClass(
+            dataset=dataset,
+            index=c.index,
+            wnid=c.wnid,
+            name=c.name,
+            meta_label=c.meta_label,
+            meta_label_source="release",
+        )
+        for c in release.classes
+        if c.index not in class_ids
+    ]
+    for obj in _bulk(ImageClass, new_classes, batch_size):
+        class_ids[obj.index] = obj.id
+    res.created["classes"], res.existing["classes"] = len(new_classes), len(release.classes) - len(new_classes)
+
+    # Images: every annotated file, plus the prototype files the annotation files leave out.
+    image_ids = dict(Image.objects.filter(dataset=dataset).values_list("file_name", "id"))
+    wanted: list[tuple[str, str, int]] = [
+        (r.file_name, split, r.class_index) for split, recs in release.records.items() for r in recs
+    ]
+    annotated = {w[0] for w in wanted}
+    wanted += [(name, "val", release.val_labels[name]) for name in release.prototypes if name not in annotated]
+    new_images = [
+        Image(dataset=dataset, split=split, image_class_id=class_ids[cls], file_name=name, relpath="", readable=None)
+        for name, split, cls in wanted
+        if name not in image_ids
+    ]
+    for obj in _bulk(Image, new_images, batch_size):
+        image_ids[obj.file_name] = obj.id
+    res.created["images"], res.existing["images"] = len(new_images), len(wanted) - len(new_images)
+
+    # Imported annotations (one per image and release) and their version 1.
+    have = set(
+        Annotation.objects.filter(
+            image__dataset=dataset, source=AnnotationSource.IMPORTED, source_release=RELEASE_NAME
+        ).values_list("image_id", flat=True)
+    )
+    new_annotations: list[Annotation] = []
+    for recs in release.records.values():
+        for r in recs:
+            image_id = image_ids[r.file_name]
+            if image_id in have:
+                continue
+            new_annotations.append(
+                Annotation(
+                    image_id=image_id,
+                    source=AnnotationSource.IMPORTED,
+                    annotator=None,
+                    source_release=RELEASE_NAME,
+                    status=AnnotationStatus.ACCEPTED,
+                    justification=r.justification,
+                    one_word=r.one_word,
+                    reference_top_factor=r.top_factor,
+                    version=1,
+                    **dict(zip(FACTOR_KEYS, r.flags, strict=True)),
+                )
+            )
+    _bulk(Annotation, new_annotations, batch_size)
+    _bulk(
+        AnnotationVersion,
+        [
+            AnnotationVersion(annotation_id=a.id, version=1, data=a.snapshot(), author=None, reason="import")
+            for a in new_annotations
+        ],
+        batch_size,
+    )
+    res.created["annotations"] = len(new_annotations)
+    res.existing["annotations"] = release.n_records - len(new_annotations)
+
+    # The published prototypes, kept as a reference (not as a PrototypeRun of ours).
+    have_protos = set(
+        ReferencePrototype.objects.filter(dataset=dataset, source_release=RELEASE_NAME).values_list(
+            "file_name", flat=True
+        )
+    )
+    new_protos = [
+        ReferencePrototype(
+            dataset=dataset,
+            image_class_id=class_ids[release.val_labels[name]],
+            file_name=name,
+            position=pos,
+            source_release=RELEASE_NAME,
+        )
+        for pos, name in enumerate(release.prototypes, 1)
+        if name not in have_protos
+    ]
+    _bulk(ReferencePrototype, new_protos, batch_size)
+    res.created["prototypes"], res.existing["prototypes"] = len(new_protos), len(release.prototypes) - len(new_protos)
+    return res
+
+
+# --- Registering a folder of images -----------------------------------------------------
+class IngestError(DomainError):
+    """The folder or its labels cannot be registered as given; nothing was written."""
+
+    code = "ingest_invalid"
+
+
+@dataclass(slots=True)
+class IngestResult:
+    dataset_id: int
+    added: int = 0
+    readable: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (relpath, reason)
+    already_registered: int = 0
+    ignored: list[str] = field(default_factory=list)  # files with no label (not registered)
+    created_ids: dict[str, int] = field(default_factory=dict)  # relpath -> Image id
+    classes_created: int = 0
+
+
+_WNID = re.compile(r"^n\d{8}$")
+
+
+def _is_hidden(p: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in p.relative_to(root).parts)
+
+
+def _list_image_folder(root: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """ImageFolder layout: root/<class>/<file> (sub-folders of a class folder count too)."""
+    entries, ignored = [], []
+    for child in sorted(root.iterdir()):
+        if _is_hidden(child, root):
+            continue
+        if child.is_file():
+            ignored.append(child.name)  # a file outside any class folder has no label
+            continue
+        for f in sorted(child.rglob("*")):
+            if f.is_file() and not _is_hidden(f, root):
+                entries.append((f.relative_to(root).as_posix(), child.name))
+    return entries, ignored
+
+
+def _list_flat_with_csv(root: Path, labels_csv: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """Flat folder + `file_name,label` CSV (how ImageNet val is shipped)."""
+    if not labels_csv.is_file():
+        raise IngestError(f"{labels_csv}: labels file not found", field="labels")
+    entries: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    with labels_csv.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"file_name", "label"} <= set(reader.fieldnames):
+            raise IngestError(
+                f"{labels_csv.name} line 1: the header must name the columns file_name,label", field="labels"
+            )
+        for row in reader:
+            name, label = (row["file_name"] or "").strip(), (row["label"] or "").strip()
+            if not name or not label:
+                raise IngestError(f"{labels_csv.name} line {reader.line_num}: empty file_name or label", field="labels")
+            if name in seen:
+                raise IngestError(f"{labels_csv.name} line {reader.line_num}: {name} is listed twice", field="labels")
+            seen.add(name)
+            entries.append((name, label))
+    ignored = sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name not in seen and p.resolve() != labels_csv.resolve()
+    )
+    return entries, ignored
+
+
+def _resolve_classes(dataset: Dataset, labels: set[str]) -> tuple[dict[str, int], int]:
+    """Map each label to an ImageClass id of `dataset`.
+
+    A dataset without classes gets one per distinct label, numbered like torchvision's
+    ImageFolder (sorted names), or by the label itself when every label is an integer.
+    Otherwise a label must match a class's WordNet id, name or index; unknown labels are refused.
+    """
+    classes = list(ImageClass.objects.filter(dataset=dataset))
+    if not classes:
+        ordered = sorted(labels)
+        numeric = all(lbl.isdigit() for lbl in ordered)
+        new = [
+            ImageClass(
+                dataset=dataset,
+                index=int(lbl) if numeric else i,
+                name=lbl,
+                wnid=lbl if _WNID.match(lbl) else "",
+                meta_label="other",
+                meta_label_source="ingest",
+            )
+            for i, lbl in enumerate(ordered)
+        ]
+        ImageClass.objects.bulk_create(new)
+        classes, created = list(ImageClass.objects.filter(dataset=dataset)), len(new)
+    else:
+        created = 0
+    lookup: dict[str, int] = {}
+    for c in classes:  # the most specific key wins: index < name < wnid
+        lookup.setdefault(str(c.index), c.id)
+    for c in classes:
+        lookup[c.name] = c.id
+    for c in classes:
+        if c.wnid:
+            lookup[c.wnid] = c.id
+    unknown = sorted(labels - lookup.keys())
+    if unknown:
+        raise IngestError(
+            f"{len(unknown)} label(s) match no class of dataset '{dataset.slug}' (by WordNet id, name or index): "
+            + ", ".join(unknown[:10]),
+            field="labels",
+            details={"unknown_labels": unknown[:100]},
+        )
+    return lookup, created
+
+
+def images_ingest(
+    *,
+    dataset_slug: str,
+    root: Path,
+    labels_csv: Path | None = None,
+    split: str = Split.VAL,
+    dataset_name: str | None = None,
+    progress: bool = False,
+    batch_size: int = 200,
+) -> IngestResult:
+    """Register the files under `root` as images of dataset `dataset_slug`; re-running adds only new files.
+
+    Every file is decoded fully with Pillow (catalog.imagecheck); an unreadable one is recorded
+    with its reason and never stops the run. Files are committed batch by batch, so an
+    interrupted run keeps what it registered and the next run picks up the rest.
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise IngestError(f"{root}: not a folder", field="root")
+    if split not in Split.values:
+        raise IngestError(f"split {split!r} is not one of {', '.join(Split.values)}", field="split")
+    if labels_csv is not None:
+        entries, ignored = _list_flat_with_csv(root, Path(labels_csv))
+    else:
+        entries, ignored = _list_image_folder(root)
+
+    with transaction.atomic():
+        dataset, _ = Dataset.objects.get_or_create(
+            slug=dataset_slug, defaults={"name": dataset_name or dataset_slug, "root": str(root)}
+        )
+        if dataset.root and Path(dataset.root).resolve() != root:
+            raise IngestError(
+                f"dataset '{dataset_slug}' keeps its files under {dataset.root}; ingest from that folder",
+                field="root",
+                code="conflict",
+                status=409,
+            )
+        if not dataset.root:
+            dataset.root = str(root)
+            dataset.save(update_fields=["root"])
+        label_to_class, classes_created = _resolve_classes(dataset, {lbl for _, lbl in entries})
+
+    result = IngestResult(dataset_id=dataset.id, ignored=ignored, classes_created=classes_created)
+    registered = set(Image.objects.filter(dataset=dataset).values_list("relpath", flat=True))
+    taken_names = set(Image.objects.filter(dataset=dataset).values_list("file_name", flat=True))
+    todo = [(rel, lbl) for rel, lbl in entries if rel not in registered]
+    result.already_registered = len(entries) - len(todo)
+
+    batch: list[Image] = []
+
+    def flush() -> None:
+        with transaction.atomic():
+            for obj in Image.objects.bulk_create(batch):
+                result.created_ids[obj.relpath] = obj.id
+        batch.clear()
+
+    for rel, lbl in tqdm(todo, desc=f"ingest {dataset_slug}", unit="file", disable=not progress):
+        path = root / rel
+        check = (
+            check_image(path)
+            if path.exists()
+            else FileCheck(False, "listed but the file does not exist", None, None, "")
+        )
+        base = Path(rel).name
+        # ImageNet names its files uniquely; elsewhere two class folders may share a name.
+        file_name = base if base not in taken_names else rel
+        taken_names.add(file_name)
+        batch.append(
+            Image(
+                dataset=dataset,
+                split=split,
+                image_class_id=label_to_class[lbl],
+                file_name=file_name,
+                relpath=rel,
+                width=check.width,
+                height=check.height,
+                sha256=check.sha256,
+                readable=check.readable,
+                unreadable_reason=check.reason,
+            )
+        )
+        result.added += 1
+        if check.readable:
+            result.readable += 1
+        else:
+            result.unreadable.append((rel, check.reason))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return result
