@@ -11,6 +11,8 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # no display on workers; must precede pyplot
+# Keep SVG text as <text> (not glyph paths): half the rendering time, smaller and searchable files.
+matplotlib.rcParams["svg.fonttype"] = "none"
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402

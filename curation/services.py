@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -73,6 +73,7 @@ def curation_start(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     spacy_model: str | None = None,
     user=None,
+    enqueue: bool = True,
 ) -> CurationRun:
     """Create a run over the final annotations of a dataset (or one split, or one campaign) and enqueue it.
 
@@ -155,10 +156,22 @@ def curation_start(
             )
             for i, lo in enumerate(range(0, len(ids), chunk_size))
         )
-        from curation.tasks import launch_run
+        if enqueue:
+            from curation.tasks import launch_run
 
-        transaction.on_commit(lambda: launch_run(run.id))
+            transaction.on_commit(lambda: launch_run(run.id))
     return run
+
+
+def curation_run_execute(*, run_id: int) -> CurationRun:
+    """Run every pending chunk and finalise in this process, without Celery.
+
+    For the demo set-up and the naive/inline baselines; the same services the tasks call, so
+    the results are the same as a run through workers.
+    """
+    for index in CurationChunk.objects.filter(run_id=run_id).exclude(status="done").values_list("index", flat=True):
+        curation_chunk_process(run_id=run_id, index=index)
+    return curation_finalise(run_id=run_id)
 
 
 # --- chunks ---------------------------------------------------------------------------------
@@ -229,17 +242,17 @@ def curation_chunk_process(*, run_id: int, index: int) -> int:
         selector_model=run.selector_model,
     )
     results = [
-        CuratedImage(
-            run_id=run_id,
-            image_id=r[1],
-            annotation_id=r[0],
-            split=r[2],
-            meta_label=r[3] if r[3] in META_LABELS else "other",
-            justification=r[4],
-            one_word=r[5],
-            top_factor=FACTOR_KEYS[t] if t >= 0 else "",
-            text_has_vector=bool(h),
-            **{k: bool(v) for k, v in zip(FACTOR_KEYS, r[6:], strict=True)},
+        (
+            run_id,
+            r[1],
+            r[0],
+            r[2],
+            r[3] if r[3] in META_LABELS else "other",
+            r[4],
+            r[5],
+            FACTOR_KEYS[t] if t >= 0 else "",
+            bool(h),
+            *(bool(v) for v in r[6:]),
         )
         for r, t, h in zip(rows, top.tolist(), has.tolist(), strict=True)
     ]
@@ -250,12 +263,41 @@ def curation_chunk_process(*, run_id: int, index: int) -> int:
         if locked.status == CurationChunk.Status.DONE:
             return 0
         CuratedImage.objects.filter(run_id=run_id, image_id__in=[r[1] for r in rows]).delete()
-        CuratedImage.objects.bulk_create(results, batch_size=2000)
+        _insert_results(results)
         locked.status = CurationChunk.Status.DONE
         locked.error = ""
         locked.save(update_fields=["status", "error", "updated_at"])
         CurationRun.objects.filter(pk=run_id).update(processed=F("processed") + len(results))
     return len(results)
+
+
+_RESULT_COLUMNS = (
+    "run_id",
+    "image_id",
+    "annotation_id",
+    "split",
+    "meta_label",
+    "justification",
+    "one_word",
+    "top_factor",
+    "text_has_vector",
+    *FACTOR_KEYS,
+)
+
+
+def _insert_results(rows: list[tuple]) -> None:
+    """Insert result rows; on PostgreSQL with COPY (about 10x faster than a multi-row INSERT
+    that Django builds and PostgreSQL parses for 25 columns x thousands of rows)."""
+    if connection.vendor == "postgresql":
+        table = CuratedImage._meta.db_table
+        with connection.cursor() as cur:
+            with cur.cursor.copy(f"COPY {table} ({', '.join(_RESULT_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    CuratedImage.objects.bulk_create(
+        [CuratedImage(**dict(zip(_RESULT_COLUMNS, r, strict=True))) for r in rows], batch_size=500
+    )
 
 
 def curation_run_fail(*, run_id: int, reason: str, chunk_index: int | None = None) -> None:

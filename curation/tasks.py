@@ -13,7 +13,7 @@ import time
 from celery import chord, shared_task
 from django.conf import settings
 
-from curation import services
+from curation import figures, services, statistics  # noqa: F401  (imported here so workers pay matplotlib/scipy imports at start, not inside the first run)
 
 log = logging.getLogger(__name__)
 
