@@ -318,9 +318,15 @@ def curation_run_fail(*, run_id: int, reason: str, chunk_index: int | None = Non
 
 # --- finalise -------------------------------------------------------------------------------
 def results_frame(run_id: int) -> pd.DataFrame:
+    """The run's results as a DataFrame, with the published top factor of imported annotations
+    (`reference_top_factor`, "" when there is none) for comparison."""
     cols = ["split", "meta_label", "top_factor", "text_has_vector", *FACTOR_KEYS]
-    rows = list(CuratedImage.objects.filter(run_id=run_id).order_by().values_list(*cols))
-    return pd.DataFrame.from_records(rows, columns=cols)
+    rows = list(
+        CuratedImage.objects.filter(run_id=run_id).order_by().values_list(*cols, "annotation__reference_top_factor")
+    )
+    df = pd.DataFrame.from_records(rows, columns=[*cols, "reference_top_factor"])
+    df["reference_top_factor"] = df["reference_top_factor"].fillna("")
+    return df
 
 
 def curation_finalise(*, run_id: int) -> CurationRun:
@@ -353,6 +359,16 @@ def curation_finalise(*, run_id: int) -> CurationRun:
         "text_without_vector": int((~df["text_has_vector"].astype(bool)).sum()),
         "text_without_vector_multi": int(((~df["text_has_vector"].astype(bool)) & (n_sel >= 2)).sum()),
     }
+    ref = df["reference_top_factor"].to_numpy()
+    has_ref = (ref != "") & (n_sel >= 2).to_numpy()
+    if has_ref.any():
+        # How often our selector agrees with the published top factor (images with 2+ factors).
+        agree = int((df["top_factor"].to_numpy()[has_ref] == ref[has_ref]).sum())
+        stats["agreement_with_reference"] = {
+            "images_multi_factor": int(has_ref.sum()),
+            "agree": agree,
+            "share": agree / int(has_ref.sum()),
+        }
     rendered = figures.render_all(stats)
     folder = Path("curation") / "runs" / str(run_id)
     (Path(settings.MEDIA_ROOT) / folder).mkdir(parents=True, exist_ok=True)

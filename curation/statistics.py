@@ -34,6 +34,10 @@ def factor_counts(df: pd.DataFrame) -> dict[str, dict]:
         selected = g[keys].sum(axis=0).astype(int)
         top = g["top_factor"].value_counts().reindex(keys, fill_value=0).astype(int)
         n = len(g)
+        if "reference_top_factor" in g and (g["reference_top_factor"] != "").any():
+            ref = g["reference_top_factor"].value_counts().reindex(keys, fill_value=0).astype(int)
+        else:
+            ref = None
         out[name] = {
             "images": int(n),
             "selected": {k: int(selected[k]) for k in keys},
@@ -41,6 +45,8 @@ def factor_counts(df: pd.DataFrame) -> dict[str, dict]:
             "selected_share": {k: (float(selected[k]) / n if n else 0.0) for k in keys},
             "top_share": {k: (float(top[k]) / n if n else 0.0) for k in keys},
         }
+        if ref is not None:  # the published top factors, for comparison with ours (Table 2)
+            out[name]["reference_top"] = {k: int(ref[k]) for k in keys}
     return out
 
 
