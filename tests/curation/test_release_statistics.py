@@ -25,7 +25,13 @@ def release(kind: str, split: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def run(django_db_setup, django_db_blocker):
-    """Import the release once for this module, curate it once in-process, clean up afterwards."""
+    """Import the release once for this module, curate it once in-process, clean up afterwards.
+
+    Every test below also requests `db`: pytest-django creates the test database only for
+    sessions whose tests ask for it, and without one this fixture would write to (and truncate)
+    the configured database itself.
+    """
+    assert connection.settings_dict["NAME"].startswith("test_"), "refusing to import into a non-test database"
     with django_db_blocker.unblock():
         imagenet_x_import()
         r = services.curation_start(dataset_slug=IMAGENET_X_SLUG, enqueue=False)
@@ -40,26 +46,26 @@ def run(django_db_setup, django_db_blocker):
 
 
 @pytest.mark.parametrize("split", ["val", "train"])
-def test_selected_factor_counts_equal_the_multi_factor_files(run, split):
+def test_selected_factor_counts_equal_the_multi_factor_files(run, db, split):
     expected = release("multi", split)[list(FACTOR_KEYS)].sum(axis=0).astype(int).to_dict()
     assert run.stats["factor_counts"][split]["selected"] == expected
     assert run.stats["factor_counts"][split]["images"] == len(release("multi", split))
 
 
 @pytest.mark.parametrize("split", ["val", "train"])
-def test_published_top_factor_counts_equal_the_top_factor_files(run, split):
+def test_published_top_factor_counts_equal_the_top_factor_files(run, db, split):
     expected = release("top", split)[list(FACTOR_KEYS)].sum(axis=0).astype(int).to_dict()
     assert run.stats["factor_counts"][split]["reference_top"] == expected
 
 
-def test_every_image_with_factors_gets_one_of_its_own_as_top_factor(run):
+def test_every_image_with_factors_gets_one_of_its_own_as_top_factor(run, db):
     counts = run.stats["factor_counts"]["all"]
     n_without = run.stats["selection"]["no_factor"]
     assert sum(counts["top"].values()) == counts["images"] - n_without
     assert run.status == "done" and run.processed == run.total == 60101
 
 
-def test_factors_per_image_histogram_equals_the_files(run):
+def test_factors_per_image_histogram_equals_the_files(run, db):
     for split in ("val", "train"):
         n = release("multi", split)[list(FACTOR_KEYS)].sum(axis=1)
         expected = {str(k): int(v) for k, v in n.value_counts().sort_index().items()}
@@ -67,7 +73,7 @@ def test_factors_per_image_histogram_equals_the_files(run):
         assert got == expected
 
 
-def test_spearman_factor_pairs_equal_pandas_and_keep_only_significant_ones(run):
+def test_spearman_factor_pairs_equal_pandas_and_keep_only_significant_ones(run, db):
     df = pd.concat([release("multi", "val"), release("multi", "train")])[list(FACTOR_KEYS)]
     rho = df.corr(method="spearman")
     kept = run.stats["spearman"]["factor_factor"]
@@ -85,7 +91,7 @@ def test_spearman_factor_pairs_equal_pandas_and_keep_only_significant_ones(run):
                 assert np.isnan(p) or p * n_tests >= 0.05
 
 
-def test_train_and_val_factor_distributions_are_tested_with_chi_square(run):
+def test_train_and_val_factor_distributions_are_tested_with_chi_square(run, db):
     table = np.array([release("multi", s)[list(FACTOR_KEYS)].sum(axis=0).to_numpy() for s in ("train", "val")])
     chi2, p, dof, _ = sps.chi2_contingency(table)
     got = run.stats["split_difference"]["selected"]
