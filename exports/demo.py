@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import F
 
 from catalog.models import Dataset
 from curation.models import CurationRun
@@ -46,7 +47,7 @@ def setup(*, stdout: Any) -> None:
         if release is None:
             run = (
                 CurationRun.objects.filter(dataset=dataset, status=CurationRun.Status.DONE)
-                .order_by("-finished_at", "-id")
+                .order_by(F("finished_at").desc(nulls_last=True), "-id")
                 .first()
             )
             if run is None:
