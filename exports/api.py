@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.http import FileResponse
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -76,12 +78,14 @@ class ReleaseListCreate(APIView):
             return [role_permission(Role.MAINTAINER)()]
         return [IsAuthenticated()]
 
+    @extend_schema(responses=ReleaseSerializer(many=True), parameters=[OpenApiParameter("dataset", str)])
     def get(self, request):
         qs = selectors.releases_for(request.user).prefetch_related("files")
         if slug := request.query_params.get("dataset"):
             qs = qs.filter(dataset__slug=slug)
         return Response(ReleaseSerializer(qs, many=True).data)
 
+    @extend_schema(request=ReleaseCreateSerializer, responses={201: ReleaseSerializer})
     def post(self, request):
         s = ReleaseCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -92,6 +96,7 @@ class ReleaseListCreate(APIView):
 class ReleaseDetail(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses=ReleaseSerializer)
     def get(self, request, pk: int):
         return Response(ReleaseSerializer(selectors.release_for(request.user, pk)).data)
 
@@ -99,6 +104,7 @@ class ReleaseDetail(APIView):
 class ReleaseBuild(APIView):
     permission_classes = [role_permission(Role.MAINTAINER)]
 
+    @extend_schema(request=None, responses={202: ReleaseSerializer})
     def post(self, request, pk: int):
         release = services.release_build_start(release_id=pk, user=request.user)
         return Response(ReleaseSerializer(release).data, status=202)
@@ -107,6 +113,7 @@ class ReleaseBuild(APIView):
 class ReleasePublish(APIView):
     permission_classes = [role_permission(Role.MAINTAINER)]
 
+    @extend_schema(request=None, responses=ReleaseSerializer)
     def post(self, request, pk: int):
         release = services.release_publish(release_id=pk, user=request.user)
         return Response(ReleaseSerializer(release).data)
@@ -115,6 +122,10 @@ class ReleasePublish(APIView):
 class ReleaseDiff(APIView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        parameters=[OpenApiParameter("old", int, required=True), OpenApiParameter("new", int, required=True)],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request):
         try:
             old_id, new_id = int(request.query_params["old"]), int(request.query_params["new"])
@@ -130,6 +141,7 @@ class ReleaseDownload(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, pk: int, name: str | None = None):
         release = selectors.release_for(request.user, pk)
         fh, filename, sha = selectors.open_verified_release_file(release, name)
