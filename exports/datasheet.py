@@ -94,6 +94,7 @@ def build_datasheet(
     annotators = _annotators(image_ids)
     review = _multi_review(image_ids, n_images)
     params = run.params if isinstance(run.params, dict) else {}
+    stats = run.stats if isinstance(run.stats, dict) else {}
     files = []
     for split in split_stats:
         files += [f"imagenet_x_{split}_multi_factor.jsonl", f"imagenet_x_{split}_top_factor.jsonl"]
@@ -147,6 +148,9 @@ def build_datasheet(
             "Curation method": params.get("method") or params.get("selector") or None,
             "Curation parameters": params or None,
             "Curation finished": run.finished_at.date().isoformat() if run.finished_at else None,
+            # Figures the curation run computed itself (curation owns them; copied as they are).
+            "Top-factor selection summary": stats.get("selection"),
+            "Top-factor agreement with the published reference": stats.get("agreement_with_reference"),
             "How was the top factor chosen?": (
                 "By the curation run: for each image one of its selected factors, the one its justification "
                 "supports best (see the parameters above)."

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from catalog.errors import Conflict, DomainError, NotFound
 from catalog.factors import FACTOR_KEYS, RELEASE_FACTOR_ORDER
@@ -111,6 +111,7 @@ def release_diff(*, old: Release, new: Release, limit: int = 200) -> dict[str, A
         )
 
     old_counts, new_counts = factor_counts(old_rows), factor_counts(new_rows)
+    old_top, new_top = _top_counts(old_rows), _top_counts(new_rows)
     changed, flag_changes, top_changed = _changed_rows(old.curation_run_id, new.curation_run_id, limit)
     return {
         "old": {"id": old.pk, "version": old.version, "images": old_rows.count()},
@@ -125,7 +126,15 @@ def release_diff(*, old: Release, new: Release, limit: int = 200) -> dict[str, A
             k: {"old": old_counts[k], "new": new_counts[k], "delta": new_counts[k] - old_counts[k]}
             for k in RELEASE_FACTOR_ORDER
         },
+        "top_factor_count_deltas": {
+            k: {"old": old_top.get(k, 0), "new": new_top.get(k, 0), "delta": new_top.get(k, 0) - old_top.get(k, 0)}
+            for k in (*RELEASE_FACTOR_ORDER, "")
+        },
     }
+
+
+def _top_counts(rows: QuerySet) -> dict[str, int]:
+    return {r["top_factor"]: r["n"] for r in rows.values("top_factor").annotate(n=Count("id")).order_by()}
 
 
 def _changed_rows(old_run: int, new_run: int, limit: int) -> tuple[dict[str, Any], dict[str, dict[str, int]], int]:

@@ -127,5 +127,8 @@ def release_diff(request):
         return _error_page(request, DomainError("Give two release ids: ?old=ID&new=ID."))
     except DomainError as exc:
         return _error_page(request, exc)
-    rows = [{"factor": k, **counts, **diff["flag_changes"][k]} for k, counts in diff["factor_count_deltas"].items()]
+    rows = [
+        {"factor": k, **counts, **diff["flag_changes"][k], "top": diff["top_factor_count_deltas"][k]}
+        for k, counts in diff["factor_count_deltas"].items()
+    ]
     return render(request, "exports/diff.html", {"old": old, "new": new, "diff": diff, "rows": rows})

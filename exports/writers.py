@@ -201,7 +201,22 @@ def datasheet_markdown(sheet: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _is_flat(d: Any) -> bool:
+    return (
+        isinstance(d, dict)
+        and bool(d)
+        and all(isinstance(v, int | float | str | bool) or v is None for v in d.values())
+    )
+
+
 def _markdown_value(value: Any) -> list[str]:
+    if isinstance(value, dict) and value and all(_is_flat(v) for v in value.values()):
+        # e.g. {split: {factor: count}}: one table, a column per outer key.
+        cols = list(value)
+        rows = list(dict.fromkeys(k for v in value.values() for k in v))
+        lines = ["| | " + " | ".join(_md_cell(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
+        lines += ["| " + _md_cell(r) + " | " + " | ".join(_md_cell(value[c].get(r)) for c in cols) + " |" for r in rows]
+        return lines
     if isinstance(value, dict):
         if value and all(isinstance(v, int | float | str | bool) or v is None for v in value.values()):
             lines = ["| | |", "|---|---|"]
