@@ -141,3 +141,16 @@ def test_build_works_on_the_embedded_default(done_run, build):
     release = build(done_run)
     assert release.status == ReleaseStatus.BUILT
     assert release.files.count() == 10
+
+
+def test_croissant_metadata_loads_with_mlcroissant_and_yields_the_records(done_run, build):
+    mlc = pytest.importorskip("mlcroissant")
+    release = build(done_run)
+    ds = mlc.Dataset(jsonld=str(_dir(release) / "croissant.json"))
+    issues = ds.metadata.ctx.issues
+    assert not issues.errors and not issues.warnings, issues.report()
+    records = list(ds.records("val_multi_factor"))
+    first = json.loads(package_lines("val", "multi", 1)[0])
+    assert len(records) == 40
+    assert records[0]["val_multi_factor/file_name"].decode() == first["file_name"]
+    assert records[0]["val_multi_factor/pose"] == first["pose"]
