@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from django.contrib.auth.models import Group
 
 from exports import demo
 from exports.models import Release, ReleaseStatus
 from tests.exports.factories import curation_run_from_final
+
+pytestmark = pytest.mark.embedded  # no PostgreSQL-only feature: also runs on the embedded default
 
 
 def test_demo_skips_datasets_without_a_done_curation_run(imagenet_x, maintainer):

@@ -11,6 +11,8 @@ from exports import services
 from exports.selectors import release_diff
 from tests.exports.factories import curation_run_from_final
 
+pytestmark = pytest.mark.embedded  # no PostgreSQL-only feature: also runs on the embedded default
+
 
 def test_diff_reports_added_removed_flag_and_top_factor_changes(done_run, build, imagenet_x):
     old = build(done_run, version="1.0.0")

@@ -15,12 +15,14 @@ def published(done_run, build, maintainer):
     return services.release_publish(release_id=release.pk, user=maintainer)
 
 
+@pytest.mark.embedded
 def test_publishing_a_built_release_records_who_and_when(published, maintainer):
     published.refresh_from_db()
     assert published.status == ReleaseStatus.PUBLISHED
     assert published.published_by == maintainer and published.published_at is not None
 
 
+@pytest.mark.embedded
 def test_saving_a_published_release_is_refused(published):
     published.notes = "changed"
     with pytest.raises(ReleaseImmutable):
@@ -29,12 +31,14 @@ def test_saving_a_published_release_is_refused(published):
     assert published.notes == ""
 
 
+@pytest.mark.embedded
 def test_deleting_a_published_release_is_refused(published):
     with pytest.raises(ReleaseImmutable):
         published.delete()
     assert Release.objects.filter(pk=published.pk).exists()
 
 
+@pytest.mark.embedded
 def test_queryset_update_of_a_published_release_is_refused(published):
     with pytest.raises(ReleaseImmutable):
         Release.objects.filter(pk=published.pk).update(notes="bulk")
@@ -42,6 +46,7 @@ def test_queryset_update_of_a_published_release_is_refused(published):
     assert published.notes == ""
 
 
+@pytest.mark.embedded
 def test_changing_a_file_of_a_published_release_is_refused(published):
     f = published.files.get(name="MANIFEST")
     f.sha256 = "0" * 64
@@ -56,6 +61,7 @@ def test_changing_a_file_of_a_published_release_is_refused(published):
     assert published.files.count() == 10
 
 
+@pytest.mark.embedded
 def test_building_a_published_release_again_is_refused(published, maintainer):
     with pytest.raises(ReleaseImmutable):
         services.release_build_start(release_id=published.pk, user=maintainer)

@@ -10,6 +10,8 @@ from exports import services
 from exports.models import Release, ReleaseStatus
 from tests.exports.factories import curation_run_from_final
 
+pytestmark = pytest.mark.embedded  # no PostgreSQL-only feature: also runs on the embedded default
+
 
 def test_release_from_a_failed_curation_run_is_refused(imagenet_x, maintainer):
     run = curation_run_from_final(imagenet_x, status="failed", error="spaCy model missing")

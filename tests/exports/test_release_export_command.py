@@ -8,6 +8,8 @@ from django.core.management import CommandError, call_command
 from exports import services
 from tests.exports.factories import package_lines
 
+pytestmark = pytest.mark.embedded  # no PostgreSQL-only feature: also runs on the embedded default
+
 
 @pytest.fixture
 def published(done_run, build, maintainer):
