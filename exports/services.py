@@ -205,12 +205,13 @@ def release_build(*, release_id: int, token: str) -> Release | None:
         log.info("release %s: build %s is stale (status %s), nothing to do", release_id, token, release.status)
         return None
     root = releases_root()
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(f".build-{release.pk}-*"):
-        # Left by an attempt that died; the token check above means it is not running any more.
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".build-{release.pk}-", dir=root))
+    tmp: Path | None = None
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(f".build-{release.pk}-*"):
+            # Left by an attempt that died; the token check above means it is not running any more.
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".build-{release.pk}-", dir=root))
         files = _write_files(release, tmp, token)
         archive_name = f"{release.base_name}.tar.gz"
         _report(release.pk, token, stage="packing the archive")
@@ -240,11 +241,13 @@ def release_build(*, release_id: int, token: str) -> Release | None:
             locked.save()
         return locked
     except _StaleBuild:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         log.info("release %s: build %s superseded by a newer attempt", release_id, token)
         return None
     except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         log.exception("release %s: build failed", release_id)
         Release.objects.filter(pk=release_id, build_token=token, status=ReleaseStatus.BUILDING).update(
             status=ReleaseStatus.FAILED,

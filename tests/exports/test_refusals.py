@@ -104,3 +104,15 @@ def test_a_build_whose_token_was_superseded_does_nothing(
     release.refresh_from_db()
     assert release.status == ReleaseStatus.BUILDING and not release.files.exists()
     assert services.release_build(release_id=release.pk, token=new.build_token).status == ReleaseStatus.BUILT
+
+
+def test_a_build_that_fails_is_marked_failed_with_its_reason_and_can_be_retried(done_run, build, settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the releases folder should be")
+    settings.EXPORTS_ROOT = blocker
+    release = build(done_run)
+    assert release.status == ReleaseStatus.FAILED and "not-a-folder" in release.error
+    assert not release.files.exists() and release.archive_sha256 == ""
+    settings.EXPORTS_ROOT = tmp_path / "releases"
+    release = build(done_run, release=release)
+    assert release.status == ReleaseStatus.BUILT and release.error == ""
