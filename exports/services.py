@@ -398,17 +398,19 @@ def _prototype_file_names(dataset: Dataset) -> tuple[list[str], dict[str, Any]]:
 def _prototype_run_info(run: Any) -> dict[str, Any]:
     """Model and weights of a prototype run, whatever the prototypes app names its fields."""
     info: dict[str, Any] = {"run_id": getattr(run, "pk", None)}
+    # PrototypeRun (prototypes app) records what was asked for and what was measured; read with
+    # getattr so that exports keeps working whatever subset of these fields the model has.
     for attr in (
+        "source",
         "model_name",
-        "model",
-        "arch",
-        "architecture",
         "weights",
-        "weights_name",
+        "weights_id",
         "weights_sha256",
         "checkpoint",
-        "params",
-        "created_at",
+        "seed",
+        "k",
+        "preprocessing",
+        "library_versions",
         "finished_at",
     ):
         value = getattr(run, attr, None)

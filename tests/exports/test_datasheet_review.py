@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from catalog.models import Annotation, Dataset, Image, ImageClass
 from exports import services
 from tests.exports.factories import curation_run_from_final
@@ -34,3 +36,30 @@ def test_datasheet_counts_annotators_multi_review_and_agreement(db, build, annot
     assert collection["Sources of the final answers"] == {"consensus": 2, "user": 2}
     assert sheet["preprocessing_cleaning_labeling"]["Curation method"] == "paper"
     assert "stand-ins" in collection["Prototypes"]["source"]
+
+
+@pytest.mark.embedded
+def test_prototype_run_model_and_weights_go_into_the_datasheet():
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(
+        pk=7,
+        model_name="resnet50",
+        weights="IMAGENET1K_V1",
+        weights_sha256="ab" * 32,
+        seed=0,
+        preprocessing={"resize": 256, "crop": 224},
+        finished_at=datetime(2026, 1, 2, tzinfo=UTC),
+        device="cuda:0",
+    )
+    info = services._prototype_run_info(run)
+    assert info == {
+        "run_id": 7,
+        "model_name": "resnet50",
+        "weights": "IMAGENET1K_V1",
+        "weights_sha256": "ab" * 32,
+        "seed": 0,
+        "preprocessing": {"resize": 256, "crop": 224},
+        "finished_at": "2026-01-02T00:00:00+00:00",
+    }
