@@ -175,6 +175,9 @@ LEASE_MINUTES = env_int("LEASE_MINUTES", 15)
 SPACY_MODEL = env_str("SPACY_MODEL", "en_core_web_md")
 PROTOTYPES_PER_CLASS = env_int("PROTOTYPES_PER_CLASS", 3)
 GOLD_RATE = env_float("GOLD_RATE", 0.05)
+# Pause (seconds) before each curation chunk: 0 in production; tests set it on a worker so a
+# run is still in flight when they kill that worker.
+CURATION_CHUNK_THROTTLE_S = env_float("CURATION_CHUNK_THROTTLE_S", 0.0)
 
 LOGGING = {
     "version": 1,

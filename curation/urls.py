@@ -1,4 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from curation import views
 
 app_name = "curation"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("runs/<int:run_id>/progress.json", views.run_progress, name="run_progress"),
+    path("runs/<int:run_id>/restart/", views.run_restart, name="run_restart"),
+    path("runs/<int:run_id>/figures/<slug:key>.<str:fmt>", views.figure, name="figure"),
+    path("datasets/<slug:slug>/meta-labels/", views.meta_labels, name="meta_labels"),
+]

@@ -1,3 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from exports import api
+
+app_name = "exports-api"
+urlpatterns = [
+    path("", api.ReleaseListCreate.as_view(), name="list"),
+    path("diff/", api.ReleaseDiff.as_view(), name="diff"),
+    path("<int:pk>/", api.ReleaseDetail.as_view(), name="detail"),
+    path("<int:pk>/build/", api.ReleaseBuild.as_view(), name="build"),
+    path("<int:pk>/publish/", api.ReleasePublish.as_view(), name="publish"),
+    path("<int:pk>/archive/", api.ReleaseDownload.as_view(), name="archive"),
+    path("<int:pk>/files/<str:name>", api.ReleaseDownload.as_view(), name="file"),
+]

@@ -1,0 +1,117 @@
+"""REST API of the curation app (maintainers only)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.errors import NotFound
+from catalog.factors import META_LABELS
+from catalog.models import Split
+from catalog.roles import Role, role_permission
+from curation import selectors, services, topfactor
+
+
+class StartSerializer(serializers.Serializer):
+    dataset = serializers.SlugField()
+    split = serializers.ChoiceField(choices=["", *Split.values], required=False, default="")
+    campaign_id = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    selector = serializers.ChoiceField(choices=list(services.SELECTORS), required=False, default="paper")
+    text_field = serializers.ChoiceField(choices=list(topfactor.TEXT_FIELDS), required=False, default="both")
+    factor_text = serializers.ChoiceField(choices=list(topfactor.FACTOR_TEXTS), required=False, default="wording")
+    selector_model_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    chunk_size = serializers.IntegerField(
+        required=False, default=services.DEFAULT_CHUNK_SIZE, min_value=1, max_value=services.MAX_CHUNK_SIZE
+    )
+
+
+class MaintainerAPIView(APIView):
+    permission_classes = [role_permission(Role.MAINTAINER)]
+
+
+class RunListAPI(MaintainerAPIView):
+    def get(self, request):
+        return Response({"results": [selectors.run_progress(r) for r in selectors.curation_runs()[:50]]})
+
+    def post(self, request):
+        s = StartSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        d = s.validated_data
+        run = services.curation_start(
+            dataset_slug=d["dataset"],
+            split=d["split"],
+            campaign_id=d["campaign_id"],
+            selector=d["selector"],
+            text_field=d["text_field"],
+            factor_text=d["factor_text"],
+            selector_model_id=d["selector_model_id"],
+            chunk_size=d["chunk_size"],
+            user=request.user,
+        )
+        return Response(selectors.run_progress(run), status=201)
+
+
+class RunDetailAPI(MaintainerAPIView):
+    def get(self, request, run_id: int):
+        run = selectors.curation_run_get(run_id)
+        if run is None:
+            raise NotFound(f"Curation run {run_id} does not exist.")
+        return Response({**selectors.run_progress(run), "stats": run.stats})
+
+
+class RunRestartAPI(MaintainerAPIView):
+    def post(self, request, run_id: int):
+        run = services.curation_run_restart(run_id=run_id)
+        return Response(selectors.run_progress(run), status=202)
+
+
+class TrainSerializer(serializers.Serializer):
+    dataset = serializers.SlugField()
+    text_field = serializers.ChoiceField(choices=list(topfactor.TEXT_FIELDS), required=False, default="both")
+    factor_text = serializers.ChoiceField(choices=list(topfactor.FACTOR_TEXTS), required=False, default="wording")
+
+
+class SelectorModelListAPI(MaintainerAPIView):
+    def get(self, request):
+        return Response(
+            {
+                "results": [
+                    {
+                        "id": m.id,
+                        "name": m.name,
+                        "version": m.version,
+                        "sha256": m.sha256,
+                        "params": m.params,
+                        "metrics": m.metrics,
+                        "created_at": m.created_at.isoformat(),
+                    }
+                    for m in selectors.selector_models()[:50]
+                ]
+            }
+        )
+
+    def post(self, request):
+        s = TrainSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        m = services.selector_model_train(
+            dataset_slug=s.validated_data["dataset"],
+            text_field=s.validated_data["text_field"],
+            factor_text=s.validated_data["factor_text"],
+            user=request.user,
+        )
+        return Response({"id": m.id, "name": m.name, "version": m.version, "metrics": m.metrics}, status=201)
+
+
+class MetaLabelSerializer(serializers.Serializer):
+    meta_label = serializers.ChoiceField(choices=list(META_LABELS))
+
+
+class ClassMetaLabelAPI(MaintainerAPIView):
+    def patch(self, request, class_id: int):
+        s = MetaLabelSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        cls = services.image_class_meta_label_set(
+            image_class_id=class_id, meta_label=s.validated_data["meta_label"], user=request.user
+        )
+        return Response({"id": cls.id, "name": cls.name, "meta_label": cls.meta_label, "source": cls.meta_label_source})
