@@ -55,6 +55,10 @@ def _scope_image_ids(*, dataset: Dataset, campaign_id: int | None):
         raise NotFound(f"Campaign {campaign_id} does not exist.", field="campaign_id")
     if getattr(campaign, "dataset_id", dataset.id) != dataset.id:
         raise DomainError(f"Campaign {campaign_id} belongs to another dataset.", field="campaign_id")
+    # The annotator app's Campaign lists its images through CampaignItem rows (`items`).
+    items = getattr(campaign, "items", None)
+    if items is not None:
+        return items.values("image_id")
     images = getattr(campaign, "images", None)
     if images is None:
         raise DomainError("This campaign model does not list its images.", field="campaign_id")
