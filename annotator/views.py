@@ -1,14 +1,275 @@
-from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404
+"""Pages of the annotator: campaigns, the contrast form, feedback, own annotations, image files.
 
+Views stay thin: parse, call one service or selector, render.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModified
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from annotator import selectors, services
+from annotator.forms import AnswerForm, CampaignForm, SkipForm
+from annotator.models import AssignmentKind, AssignmentStatus, Campaign, GoldKind
+from annotator.thumbs import SIZES, missing_svg, thumbnail
+from catalog.errors import DomainError
+from catalog.factors import FACTORS, FACTORS_BY_KEY
 from catalog.models import Image
+from catalog.roles import Role, role_required
+from prototypes.selectors import prototypes_for_class
+
+ANY_ROLE = (Role.ANNOTATOR, Role.REVIEWER, Role.MAINTAINER)
 
 
-@login_required
+@role_required(Role.ANNOTATOR)
+@require_GET
+def index(request):
+    campaigns = [(c, selectors.campaign_progress(campaign=c)) for c in selectors.active_campaigns()]
+    return render(request, "annotator/index.html", {"campaigns": campaigns})
+
+
+@role_required(Role.ANNOTATOR)
+@require_GET
+def campaign_next(request, campaign_id: int):
+    """Hand out the next assignment and send the annotator to its form."""
+    try:
+        assignment = services.assignment_next(campaign_id=campaign_id, user=request.user)
+    except DomainError as exc:
+        if exc.status == 404:
+            raise Http404(exc.message)
+        messages.error(request, exc.message)
+        return redirect("annotator:index")
+    if assignment is None:
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        return render(request, "annotator/nothing_left.html", {"campaign": campaign}, status=200)
+    return redirect("annotator:assignment", assignment_id=assignment.pk)
+
+
+def _prototypes(assignment):
+    """The three prototypes of the sample's class, read only through the prototypes service."""
+    run, images = prototypes_for_class(assignment.image.image_class, k=settings.PROTOTYPES_PER_CLASS)
+    services.assignment_record_prototypes(
+        assignment=assignment, run_id=getattr(run, "pk", None), image_ids=[i.pk for i in images]
+    )
+    return run, images
+
+
+@role_required(Role.ANNOTATOR)
+@require_http_methods(["GET", "POST"])
+def assignment_form(request, assignment_id: int):
+    assignment = selectors.assignment_of(user=request.user, assignment_id=assignment_id)
+    if assignment is None:
+        raise Http404("No such assignment.")
+    if assignment.status == AssignmentStatus.SUBMITTED:
+        if assignment.kind == AssignmentKind.QUALIFICATION:
+            return redirect("annotator:feedback", assignment_id=assignment.pk)
+        return redirect("annotator:next", campaign_id=assignment.campaign_id)
+    if assignment.status == AssignmentStatus.SKIPPED:
+        return redirect("annotator:next", campaign_id=assignment.campaign_id)
+    form = AnswerForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid() and form.answer is not None:
+            try:
+                services.annotation_submit(assignment_id=assignment.pk, user=request.user, answer=form.answer)
+            except DomainError as exc:
+                if exc.status == 404:
+                    raise Http404(exc.message)
+                messages.error(request, exc.message)
+                return redirect("annotator:next", campaign_id=assignment.campaign_id)
+            if assignment.kind == AssignmentKind.QUALIFICATION:
+                return redirect("annotator:feedback", assignment_id=assignment.pk)
+            return redirect("annotator:next", campaign_id=assignment.campaign_id)
+        status = 400
+    run, protos = _prototypes(assignment)
+    ctx = {
+        "assignment": assignment,
+        "campaign": assignment.campaign,
+        "image": assignment.image,
+        "prototypes": protos,
+        "prototype_run": run,
+        "form": form,
+        "skip_form": SkipForm(),
+        "factor_rows": form.factor_rows(),
+        "progress": selectors.annotator_progress(campaign=assignment.campaign, user=request.user),
+        "qualifying": assignment.kind == AssignmentKind.QUALIFICATION,
+    }
+    return render(request, "annotator/form.html", ctx, status=status)
+
+
+@role_required(Role.ANNOTATOR)
+@require_POST
+def assignment_skip(request, assignment_id: int):
+    assignment = selectors.assignment_of(user=request.user, assignment_id=assignment_id)
+    if assignment is None:
+        raise Http404("No such assignment.")
+    form = SkipForm(request.POST)
+    reason = form.data.get("reason", "")
+    try:
+        services.assignment_skip(assignment_id=assignment.pk, user=request.user, reason=reason)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("annotator:assignment", assignment_id=assignment.pk)
+    messages.info(request, "Image skipped.")
+    return redirect("annotator:next", campaign_id=assignment.campaign_id)
+
+
+@role_required(Role.ANNOTATOR)
+@require_GET
+def qualification_feedback(request, assignment_id: int):
+    """After each qualification item: the known answer next to the annotator's."""
+    assignment = selectors.assignment_of(user=request.user, assignment_id=assignment_id)
+    if assignment is None or assignment.kind != AssignmentKind.QUALIFICATION or assignment.status != "submitted":
+        raise Http404("No feedback here.")
+    response = assignment.gold_response
+    known, given = set(response.gold_item.factors), set(response.factors)
+    rows = [
+        {"factor": f, "known": f.key in known, "given": f.key in given, "ok": (f.key in known) == (f.key in given)}
+        for f in FACTORS
+        if f.key in known or f.key in given
+    ]
+    qual = assignment.campaign.qualifications.filter(annotator=request.user).first()
+    return render(
+        request,
+        "annotator/feedback.html",
+        {
+            "assignment": assignment,
+            "response": response,
+            "rows": rows,
+            "qualification": qual,
+            "campaign": assignment.campaign,
+            "answered": selectors.qualification_answered(campaign=assignment.campaign, user=request.user),
+            "total": assignment.campaign.gold_items.filter(kind=GoldKind.QUALIFICATION).count(),
+        },
+    )
+
+
+@role_required(Role.ANNOTATOR)
+@require_GET
+def my_annotations(request):
+    annotations = list(selectors.annotations_of(user=request.user)[:200])
+    return render(request, "annotator/mine.html", {"annotations": annotations, "factors_by_key": FACTORS_BY_KEY})
+
+
+@role_required(Role.ANNOTATOR)
+@require_http_methods(["GET", "POST"])
+def annotation_edit(request, annotation_id: int):
+    """Revise an own annotation until it is reviewed; other people's annotations are 404."""
+    annotation = selectors.annotation_of(user=request.user, annotation_id=annotation_id)
+    if annotation is None:
+        raise Http404("No such annotation.")
+    form = AnswerForm(request.POST) if request.method == "POST" else AnswerForm.from_annotation(annotation)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid() and form.answer is not None:
+            try:
+                services.annotation_revise(annotation_id=annotation.pk, user=request.user, answer=form.answer)
+            except DomainError as exc:
+                messages.error(request, exc.message)
+                return redirect("annotator:mine")
+            messages.success(request, "Your annotation was revised (the previous version is kept).")
+            return redirect("annotator:mine")
+        status = 400
+    return render(
+        request,
+        "annotator/edit.html",
+        {
+            "annotation": annotation,
+            "form": form,
+            "factor_rows": form.factor_rows(),
+            "versions": annotation.versions.all(),
+            "revisable": annotation.status in services.REVISABLE,
+        },
+        status=status,
+    )
+
+
+@role_required(Role.MAINTAINER)
+@require_http_methods(["GET", "POST"])
+def campaign_admin(request):
+    """Maintainers: create campaigns and see every campaign's progress."""
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        ds = d["dataset"]
+        class_ids = (
+            list(ds.classes.filter(index__in=d["class_indices"]).values_list("id", flat=True))
+            if d["class_indices"]
+            else None
+        )
+        try:
+            campaign = services.campaign_create(
+                name=d["name"],
+                dataset=ds,
+                split=d["split"],
+                class_ids=class_ids,
+                sample_size=d["sample_size"],
+                overlap_fraction=d["overlap_fraction"],
+                overlap_copies=d["overlap_copies"],
+                gold_rate=d["gold_rate"],
+                qualification_threshold=d["qualification_threshold"],
+                created_by=request.user,
+            )
+            if d["status"] != campaign.status:
+                services.campaign_set_status(campaign_id=campaign.pk, status=d["status"])
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Campaign {campaign.name!r} created.")
+            return redirect("annotator:campaigns")
+    campaigns = [(c, selectors.campaign_progress(campaign=c)) for c in Campaign.objects.select_related("dataset")]
+    return render(
+        request, "annotator/campaigns.html", {"form": form, "campaigns": campaigns}, status=400 if form.errors else 200
+    )
+
+
+@role_required(*ANY_ROLE)
+@require_GET
 def image_file(request, image_id: int, size: str):
-    """Serve an image (placeholder: the original file; thumbnails come with the form)."""
+    """An image as a cached thumbnail ('thumb', 'large') or the original ('full').
+
+    A missing file answers a visible "file missing" picture (not a broken-image icon).
+    """
+    if size not in SIZES and size != "full":
+        raise Http404("Unknown size.")
     image = get_object_or_404(Image.objects.select_related("dataset"), pk=image_id)
-    if size not in {"thumb", "full"} or image.path is None or not image.path.exists():
-        raise Http404("image file missing")
-    return FileResponse(open(image.path, "rb"))
+    path = image.path
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        stat = None
+    if stat is None:
+        body = missing_svg("file missing", image.file_name)
+        resp = HttpResponse(body, content_type="image/svg+xml")
+        resp["Cache-Control"] = "no-store"
+        resp["X-Image-Missing"] = "1"
+        return resp
+    etag = f'"{image.pk}-{int(stat.st_mtime)}-{stat.st_size}-{size}"'
+    if etag in request.headers.get("If-None-Match", ""):
+        resp = HttpResponseNotModified()
+        resp["ETag"] = etag
+        return resp
+    if size == "full":
+        resp = FileResponse(open(path, "rb"))
+    else:
+        try:
+            cached = thumbnail(
+                path, settings.MEDIA_ROOT / "thumbs" / str(image.dataset_id), f"{image.pk}-{int(stat.st_mtime)}", size
+            )
+        except OSError as exc:  # unreadable or not an image: say so visibly
+            resp = HttpResponse(missing_svg("unreadable image", str(exc)), content_type="image/svg+xml")
+            resp["Cache-Control"] = "no-store"
+            return resp
+        resp = FileResponse(open(cached, "rb"), content_type="image/jpeg")
+    # Private: images are only served to signed-in users with a role.
+    resp["Cache-Control"] = "private, max-age=86400"
+    resp["ETag"] = etag
+    return resp
+
+
+def assignment_url(assignment) -> str:
+    return reverse("annotator:assignment", args=[assignment.pk])

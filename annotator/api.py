@@ -1,0 +1,245 @@
+"""REST API of the annotator: next, submit, skip, my annotations (session or token auth).
+
+Thin views: the serializer checks types, the service checks the domain, errors take the one
+JSON shape of catalog.errors. Gold and overlap assignments look exactly like any other.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotator import selectors, services
+from annotator.models import AssignmentKind
+from catalog.errors import NotFound
+from catalog.factors import FACTOR_KEYS
+from catalog.models import Annotation
+from catalog.roles import Role, role_permission
+from prototypes.selectors import prototypes_for_class
+
+IsAnnotator = role_permission(Role.ANNOTATOR)
+
+
+class CampaignSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    dataset = serializers.CharField(source="dataset.slug")
+    remaining = serializers.IntegerField()
+    planned = serializers.IntegerField()
+
+
+class ImageRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    file_name = serializers.CharField()
+    thumb_url = serializers.CharField()
+    full_url = serializers.CharField()
+
+
+class AssignmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    campaign = serializers.IntegerField()
+    class_name = serializers.CharField()
+    image = ImageRefSerializer()
+    prototypes = ImageRefSerializer(many=True)
+    prototype_run_id = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    done = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+
+
+class AnswerSerializer(serializers.Serializer):
+    factors = serializers.ListField(
+        child=serializers.CharField(max_length=32), max_length=len(FACTOR_KEYS), allow_empty=True
+    )
+    nothing_differs = serializers.BooleanField(default=False)
+    justification = serializers.CharField(
+        allow_blank=True, max_length=services.JUSTIFICATION_MAX, trim_whitespace=False
+    )
+    one_word = serializers.CharField(allow_blank=True, max_length=services.ONE_WORD_MAX)
+    time_on_task_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+    def to_answer(self) -> services.Answer:
+        d = self.validated_data
+        return services.answer_clean(
+            factors=list(d["factors"]),
+            nothing_differs=d["nothing_differs"],
+            justification=d["justification"],
+            one_word=d["one_word"],
+            time_on_task_ms=d.get("time_on_task_ms"),
+        )
+
+
+class SubmitResultSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    annotation = serializers.IntegerField(allow_null=True)
+    feedback = serializers.DictField(allow_null=True)
+
+
+class SkipSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=services.SKIP_REASON_MAX, allow_blank=True)
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    factors = serializers.ListField(source="selected_factors", child=serializers.CharField())
+    file_name = serializers.CharField(source="image.file_name")
+    class_name = serializers.CharField(source="image.image_class.name")
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "image",
+            "file_name",
+            "class_name",
+            "factors",
+            "nothing_differs",
+            "justification",
+            "one_word",
+            "status",
+            "version",
+            "time_on_task_ms",
+            "created_at",
+            "updated_at",
+        ]
+
+
+def _image_ref(image) -> dict:
+    return {
+        "id": image.pk,
+        "file_name": image.file_name,
+        "thumb_url": reverse("annotator:image", args=[image.pk, "thumb"]),
+        "full_url": reverse("annotator:image", args=[image.pk, "full"]),
+    }
+
+
+def assignment_payload(assignment, user) -> dict:
+    image = assignment.image
+    run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS)
+    services.assignment_record_prototypes(
+        assignment=assignment, run_id=getattr(run, "pk", None), image_ids=[p.pk for p in protos]
+    )
+    progress = selectors.annotator_progress(campaign=assignment.campaign, user=user)
+    return {
+        "id": assignment.pk,
+        "campaign": assignment.campaign_id,
+        "class_name": image.image_class.name,
+        "image": _image_ref(image),
+        "prototypes": [_image_ref(p) for p in protos],
+        "prototype_run_id": assignment.prototype_run_id,
+        "started_at": assignment.started_at,
+        "expires_at": assignment.expires_at,
+        "done": progress["done"],
+        "remaining": progress["remaining"],
+    }
+
+
+class CampaignListApi(APIView):
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(responses=CampaignSerializer(many=True), summary="Active campaigns and what remains")
+    def get(self, request):
+        rows = []
+        for c in selectors.active_campaigns():
+            p = selectors.campaign_progress(campaign=c)
+            rows.append(
+                {"id": c.pk, "name": c.name, "dataset": c.dataset, "remaining": p["remaining"], "planned": p["planned"]}
+            )
+        return Response(CampaignSerializer(rows, many=True).data)
+
+
+class NextApi(APIView):
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(
+        request=None,
+        responses={200: AssignmentSerializer, 204: OpenApiResponse(description="Nothing left for you")},
+        summary="Lease the next image (qualification first, then work)",
+    )
+    def post(self, request, campaign_id: int):
+        assignment = services.assignment_next(campaign_id=campaign_id, user=request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(AssignmentSerializer(assignment_payload(assignment, request.user)).data)
+
+
+class SubmitApi(APIView):
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=AnswerSerializer, responses={201: SubmitResultSerializer}, summary="Submit an answer")
+    def post(self, request, assignment_id: int):
+        ser = AnswerSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        result = services.annotation_submit(assignment_id=assignment_id, user=request.user, answer=ser.to_answer())
+        feedback = None
+        if result.assignment.kind == AssignmentKind.QUALIFICATION and result.gold_response is not None:
+            # Qualification answers get the expected answer back; gold mixed into work does not
+            # (it must look like any other image).
+            qual = result.qualification
+            feedback = {
+                "expected": result.gold_response.gold_item.factors,
+                "score": result.gold_response.f1,
+                "qualification": qual.status if qual else None,
+                "qualification_score": qual.score if qual else None,
+            }
+        return Response(
+            {
+                "assignment": result.assignment.pk,
+                "annotation": result.annotation.pk if result.annotation else None,
+                "feedback": feedback,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class SkipApi(APIView):
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(
+        request=SkipSerializer,
+        responses={200: OpenApiResponse(description="Skipped")},
+        summary="Give an image back with a reason",
+    )
+    def post(self, request, assignment_id: int):
+        ser = SkipSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        services.assignment_skip(assignment_id=assignment_id, user=request.user, reason=ser.validated_data["reason"])
+        return Response({"assignment": assignment_id, "status": "skipped"})
+
+
+class MyAnnotationsApi(ListAPIView):
+    permission_classes = [IsAnnotator]
+    serializer_class = AnnotationSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return selectors.annotations_of(user=self.request.user)
+
+
+class MyAnnotationApi(APIView):
+    """One own annotation: read, or revise (PUT) until reviewed. Others' annotations are 404."""
+
+    permission_classes = [IsAnnotator]
+
+    def _own(self, request, annotation_id: int) -> Annotation:
+        annotation = selectors.annotation_of(user=request.user, annotation_id=annotation_id)
+        if annotation is None:
+            raise NotFound("No such annotation.")
+        return annotation
+
+    @extend_schema(responses=AnnotationSerializer)
+    def get(self, request, annotation_id: int):
+        return Response(AnnotationSerializer(self._own(request, annotation_id)).data)
+
+    @extend_schema(request=AnswerSerializer, responses=AnnotationSerializer, summary="Revise an own annotation")
+    def put(self, request, annotation_id: int):
+        self._own(request, annotation_id)
+        ser = AnswerSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        services.annotation_revise(annotation_id=annotation_id, user=request.user, answer=ser.to_answer())
+        return Response(AnnotationSerializer(self._own(request, annotation_id)).data)

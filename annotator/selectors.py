@@ -1,0 +1,113 @@
+"""Reads for the annotation queue, the form and the quality scores."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from annotator.models import (
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    Campaign,
+    CampaignItem,
+    CampaignStatus,
+    GoldKind,
+    GoldResponse,
+)
+from catalog.models import Annotation
+
+
+def gold_accuracy_by_annotator(*, user_ids: list[int] | None = None) -> dict[int, float | None]:
+    """Mean per-item F1 of each annotator's gold and qualification answers (None = no gold answered).
+
+    Per-item F1 over the 16 factors, with an empty answer to an empty known answer scoring 1.0
+    (plain accuracy over 16 booleans would be inflated by the many unticked factors). Computed
+    in one query. With `user_ids`, every listed id is a key (None when the user answered no gold).
+    """
+    qs = GoldResponse.objects.all()
+    if user_ids is not None:
+        qs = qs.filter(annotator_id__in=list(user_ids))
+    scores = {row["annotator_id"]: row["acc"] for row in qs.values("annotator_id").annotate(acc=Avg("f1")).order_by()}
+    if user_ids is None:
+        return {uid: float(v) if v is not None else None for uid, v in scores.items()}
+    return {uid: (float(scores[uid]) if scores.get(uid) is not None else None) for uid in user_ids}
+
+
+def active_campaigns() -> QuerySet[Campaign]:
+    return Campaign.objects.filter(status=CampaignStatus.ACTIVE).select_related("dataset").order_by("id")
+
+
+def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
+    """Planned and submitted annotation counts of a campaign, in one query."""
+    row = CampaignItem.objects.filter(campaign=campaign).aggregate(
+        total_planned=Sum("planned"),
+        total_done=Sum("n_done"),
+        items=Count("id"),
+        overlap_items=Count("id", filter=Q(planned__gt=1)),
+    )
+    planned, done = row["total_planned"] or 0, row["total_done"] or 0
+    return {
+        "planned": planned,
+        "done": done,
+        "remaining": planned - done,
+        "items": row["items"],
+        "overlap_items": row["overlap_items"],
+    }
+
+
+def annotator_progress(*, campaign: Campaign, user) -> dict[str, int]:
+    """What the form's counter shows, in one query: the annotator's own submitted work and the
+    campaign's remaining planned annotations."""
+    items = CampaignItem.objects.filter(campaign=OuterRef("pk")).order_by().values("campaign")
+    mine = (
+        Assignment.objects.filter(
+            campaign=OuterRef("pk"), annotator=user, kind=AssignmentKind.WORK, status=AssignmentStatus.SUBMITTED
+        )
+        .order_by()
+        .values("campaign")
+    )
+    row = (
+        Campaign.objects.filter(pk=campaign.pk)
+        .annotate(
+            _planned=Coalesce(Subquery(items.annotate(s=Sum("planned")).values("s")), 0),
+            _done=Coalesce(Subquery(items.annotate(s=Sum("n_done")).values("s")), 0),
+            _mine=Coalesce(Subquery(mine.annotate(n=Count("id")).values("n")), 0),
+        )
+        .values("_planned", "_done", "_mine")
+        .get()
+    )
+    return {"done": row["_mine"], "remaining": row["_planned"] - row["_done"], "planned": row["_planned"]}
+
+
+def qualification_answered(*, campaign: Campaign, user) -> int:
+    return GoldResponse.objects.filter(
+        annotator=user, gold_item__campaign=campaign, gold_item__kind=GoldKind.QUALIFICATION
+    ).count()
+
+
+def annotations_of(*, user) -> QuerySet[Annotation]:
+    """The user's own annotations only: other people's answers are never listed to an annotator."""
+    return (
+        Annotation.objects.filter(annotator=user, source="user")
+        .select_related("image", "image__image_class")
+        .order_by("-updated_at", "-id")
+    )
+
+
+def annotation_of(*, user, annotation_id: int) -> Annotation | None:
+    return annotations_of(user=user).filter(pk=annotation_id).first()
+
+
+def assignment_of(*, user, assignment_id: int) -> Assignment | None:
+    """The user's own assignment (None for anyone else's: callers answer 404)."""
+    return (
+        Assignment.objects.filter(pk=assignment_id, annotator=user)
+        .select_related("campaign", "image", "image__image_class", "image__dataset", "gold_item", "annotation")
+        .first()
+    )
+
+
+def annotators() -> QuerySet:
+    return get_user_model().objects.filter(groups__name="annotator").order_by("username")

@@ -1,0 +1,107 @@
+"""The REST API: next, submit, skip, my annotations; token auth; 404 for other people's things."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotator.models import Assignment, AssignmentStatus
+from catalog.models import Annotation
+
+ANSWER = {"factors": ["pose", "background"], "nothing_differs": False, "justification": "turned", "one_word": "pose"}
+
+
+def _token_client(user) -> APIClient:
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return c
+
+
+@pytest.mark.embedded
+def test_token_client_gets_next_submits_and_lists_its_annotation(campaign, annotator):
+    c = _token_client(annotator)
+    nxt = c.post(f"/api/annotate/campaigns/{campaign.id}/next")
+    assert nxt.status_code == 200
+    body = nxt.json()
+    assert len(body["prototypes"]) == 3 and body["image"]["thumb_url"].endswith("/thumb")
+    assert "kind" not in body and "planned" not in body  # gold and overlap look like any other image
+    sub = c.post(f"/api/annotate/assignments/{body['id']}/submit", ANSWER, format="json")
+    assert sub.status_code == 201
+    mine = c.get("/api/annotate/annotations/").json()
+    assert mine["count"] == 1 and mine["results"][0]["factors"] == ["pose", "background"]
+
+
+@pytest.mark.embedded
+def test_bad_answer_gets_the_error_shape_with_the_field_and_saves_nothing(campaign, annotator):
+    c = _token_client(annotator)
+    aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
+    resp = c.post(f"/api/annotate/assignments/{aid}/submit", {**ANSWER, "justification": ""}, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["field"] == "justification"
+    assert not Annotation.objects.exists()
+    assert Assignment.objects.get(pk=aid).status == AssignmentStatus.LEASED
+
+
+@pytest.mark.embedded
+def test_malformed_body_is_a_400_not_a_500(campaign, annotator):
+    c = _token_client(annotator)
+    aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
+    resp = c.post(f"/api/annotate/assignments/{aid}/submit", {"factors": "pose"}, format="json")
+    assert resp.status_code == 400 and "error" in resp.json()
+    assert not Annotation.objects.exists()
+
+
+@pytest.mark.embedded
+def test_skip_via_api(campaign, annotator):
+    c = _token_client(annotator)
+    aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
+    assert c.post(f"/api/annotate/assignments/{aid}/skip", {"reason": ""}, format="json").status_code == 400
+    assert c.post(f"/api/annotate/assignments/{aid}/skip", {"reason": "too dark"}, format="json").status_code == 200
+    assert Assignment.objects.get(pk=aid).skip_reason == "too dark"
+
+
+@pytest.mark.embedded
+def test_other_annotators_annotation_and_assignment_are_404_via_api(campaign, annotator, other_annotator):
+    c = _token_client(annotator)
+    aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
+    c.post(f"/api/annotate/assignments/{aid}/submit", ANSWER, format="json")
+    ann = Annotation.objects.get()
+    aid2 = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
+    o = _token_client(other_annotator)
+    assert o.get(f"/api/annotate/annotations/{ann.id}").status_code == 404
+    assert o.put(f"/api/annotate/annotations/{ann.id}", ANSWER, format="json").status_code == 404
+    assert o.post(f"/api/annotate/assignments/{aid2}/submit", ANSWER, format="json").status_code == 404
+    assert o.get("/api/annotate/annotations/").json()["count"] == 0
+    assert Annotation.objects.count() == 1
+
+
+@pytest.mark.embedded
+def test_revise_via_api_adds_a_version(campaign, annotator):
+    c = _token_client(annotator)
+    aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
+    c.post(f"/api/annotate/assignments/{aid}/submit", ANSWER, format="json")
+    ann = Annotation.objects.get()
+    resp = c.put(f"/api/annotate/annotations/{ann.id}", {**ANSWER, "factors": ["color"]}, format="json")
+    assert resp.status_code == 200 and resp.json()["version"] == 2
+
+
+@pytest.mark.embedded
+def test_api_needs_authentication_and_the_annotator_role(campaign, reviewer):
+    assert APIClient().post(f"/api/annotate/campaigns/{campaign.id}/next").status_code in (401, 403)
+    assert _token_client(reviewer).post(f"/api/annotate/campaigns/{campaign.id}/next").status_code == 403
+
+
+@pytest.mark.embedded
+def test_session_api_keeps_csrf(campaign, annotator):
+    c = APIClient(enforce_csrf_checks=True)
+    c.force_login(annotator)
+    assert c.post(f"/api/annotate/campaigns/{campaign.id}/next").status_code == 403
+    assert not Assignment.objects.exists()
+
+
+@pytest.mark.embedded
+def test_schema_lists_the_annotator_endpoints(db, annotator):
+    c = APIClient()
+    c.force_authenticate(annotator)
+    schema = c.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    for path in ("/api/annotate/campaigns/{campaign_id}/next", "/api/annotate/assignments/{assignment_id}/submit"):
+        assert path in schema

@@ -1,0 +1,108 @@
+"""50 simulated annotators working the API at once on PostgreSQL until the campaign is done."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import connection
+from rest_framework.test import APIClient
+
+from annotator.models import Assignment, AssignmentStatus, CampaignItem
+from annotator.selectors import campaign_progress
+from annotator.services import campaign_create
+from catalog.models import Annotation
+from catalog.roles import Role
+from tests.annotator.conftest import make_dataset
+
+N_ANNOTATORS = 50
+N_IMAGES = 60
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_fifty_annotators_finish_a_campaign_without_double_or_lost_work(transactional_db, tmp_path, django_user_model):
+    if not settings.IS_POSTGRES:
+        pytest.skip("row locks with SKIP LOCKED need PostgreSQL")
+    ds = make_dataset(tmp_path, n_images=N_IMAGES, n_gold=0, n_classes=4, files=False)
+    # No stored files: the queue does not care, but campaign_create keeps only stored images.
+    ds.images.update(relpath="x.jpg", readable=True)
+    campaign = campaign_create(name="load", dataset=ds, overlap_fraction=0.2, overlap_copies=3, gold_rate=0.0)
+    planned_total = campaign_progress(campaign=campaign)["planned"]
+    assert planned_total == 48 + 12 * 3
+    group = Group.objects.get_or_create(name=Role.ANNOTATOR)[0]
+    users = []
+    for i in range(N_ANNOTATORS):
+        u = django_user_model.objects.create(username=f"load{i}")
+        u.groups.add(group)
+        users.append(u)
+
+    accepted: list[tuple[int, int]] = []  # (user id, assignment id) answered 201
+    errors: list[str] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + 90
+
+    def work(user, seed: int) -> None:
+        rng = random.Random(seed)
+        client = APIClient()
+        client.force_authenticate(user)
+        try:
+            while time.monotonic() < deadline:
+                resp = client.post(f"/api/annotate/campaigns/{campaign.id}/next")
+                if resp.status_code == 204:
+                    if campaign_progress(campaign=campaign)["remaining"] == 0:
+                        return
+                    time.sleep(0.05)  # others hold the last leases; one may be skipped
+                    continue
+                if resp.status_code != 200:
+                    with lock:
+                        errors.append(f"next {resp.status_code} {resp.content[:200]!r}")
+                    return
+                aid = resp.json()["id"]
+                if rng.random() < 0.05:
+                    r = client.post(f"/api/annotate/assignments/{aid}/skip", {"reason": "load test"}, format="json")
+                    if r.status_code != 200:
+                        with lock:
+                            errors.append(f"skip {r.status_code}")
+                    continue
+                answer = {
+                    "factors": [rng.choice(["pose", "color", "darker"])],
+                    "nothing_differs": False,
+                    "justification": f"by {user.username}",
+                    "one_word": "w",
+                }
+                r = client.post(f"/api/annotate/assignments/{aid}/submit", answer, format="json")
+                if r.status_code == 201:
+                    with lock:
+                        accepted.append((user.pk, aid))
+                else:
+                    with lock:
+                        errors.append(f"submit {r.status_code} {r.content[:200]!r}")
+        finally:
+            connection.close()  # each thread had its own connection
+
+    threads = [threading.Thread(target=work, args=(u, i)) for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    items = list(CampaignItem.objects.filter(campaign=campaign))
+    assert all(i.n_done == i.planned for i in items), "some image lacks or exceeds its planned annotations"
+    per_image = Counter(
+        Annotation.objects.filter(image__campaign_items__campaign=campaign).values_list("image_id", flat=True)
+    )
+    assert {i.image_id: i.planned for i in items} == dict(per_image)
+    pairs = list(Annotation.objects.values_list("annotator_id", "image_id"))
+    assert len(pairs) == len(set(pairs)) == planned_total
+    # No submission lost: every 201 is an annotation, linked from its assignment.
+    assert len(accepted) == planned_total
+    submitted = set(Assignment.objects.filter(status=AssignmentStatus.SUBMITTED).values_list("annotator_id", "pk"))
+    assert submitted == set(accepted)
+    assert len({u for u, _ in accepted}) > 10  # the work really was shared

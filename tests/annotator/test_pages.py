@@ -1,0 +1,166 @@
+"""Pages: the form, role checks, 404 for other people's things, escaping, CSRF."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils.html import escape
+
+from annotator.models import Assignment, AssignmentStatus
+from annotator.services import annotation_submit, assignment_next
+from catalog.factors import FACTORS
+from catalog.models import Annotation
+from tests.annotator.conftest import answer
+from tests.conftest import client_for
+
+
+def _csrf_post(client, url, data):
+    client.get(url)
+    token = client.cookies["csrftoken"].value
+    return client.post(url, {**data, "csrfmiddlewaretoken": token})
+
+
+def _form_data(**over):
+    d = {"pose": "on", "justification": "it is turned", "one_word": "pose"}
+    d.update(over)
+    return d
+
+
+@pytest.mark.embedded
+def test_anonymous_user_is_sent_to_login(campaign):
+    resp = Client().get(reverse("annotator:next", args=[campaign.id]))
+    assert resp.status_code == 302 and reverse("login") in resp["Location"]
+
+
+@pytest.mark.embedded
+def test_form_shows_class_prototypes_and_the_sixteen_factors_in_order(campaign, annotator):
+    c = client_for(annotator)
+    resp = c.get(reverse("annotator:next", args=[campaign.id]), follow=True)
+    html = resp.content.decode()
+    a = Assignment.objects.get(annotator=annotator)
+    assert a.image.image_class.name in html
+    positions = [html.index(f'title="{escape(f.definition)}"') for f in FACTORS]
+    assert positions == sorted(positions)
+    for f in FACTORS:
+        assert f"<kbd>{f.shortcut}</kbd> <span>{escape(f.wording)}</span>" in html
+    assert html.count('alt="prototype ') == 3
+    assert "Remaining in campaign" in html and "nothing differs" in html
+    assert a.prototype_image_ids and len(a.prototype_image_ids) == 3
+
+
+@pytest.mark.embedded
+def test_form_submit_saves_and_moves_to_the_next_image(campaign, annotator):
+    c = client_for(annotator)
+    first = assignment_next(campaign_id=campaign.id, user=annotator)
+    url = reverse("annotator:assignment", args=[first.pk])
+    resp = _csrf_post(c, url, _form_data(time_on_task_ms="4321"))
+    assert resp.status_code == 302 and resp["Location"] == reverse("annotator:next", args=[campaign.id])
+    ann = Annotation.objects.get(annotator=annotator)
+    assert ann.selected_factors == ["pose"] and ann.time_on_task_ms == 4321
+
+
+@pytest.mark.embedded
+def test_form_without_justification_shows_the_error_at_the_field_and_saves_nothing(campaign, annotator):
+    c = client_for(annotator)
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    resp = _csrf_post(c, reverse("annotator:assignment", args=[a.pk]), _form_data(justification=""))
+    assert resp.status_code == 400
+    assert 'id="justification-error"' in resp.content.decode()
+    assert not Annotation.objects.exists()
+    a.refresh_from_db()
+    assert a.status == AssignmentStatus.LEASED
+
+
+@pytest.mark.embedded
+def test_form_with_zero_factors_needs_nothing_differs(campaign, annotator):
+    c = client_for(annotator)
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    url = reverse("annotator:assignment", args=[a.pk])
+    resp = _csrf_post(c, url, {"justification": "same", "one_word": "same"})
+    assert resp.status_code == 400 and 'id="factors-error"' in resp.content.decode()
+    resp = _csrf_post(c, url, {"justification": "same", "one_word": "same", "nothing_differs": "on"})
+    assert resp.status_code == 302
+    assert Annotation.objects.get().nothing_differs
+
+
+@pytest.mark.embedded
+def test_post_without_csrf_token_is_refused(campaign, annotator):
+    c = client_for(annotator)
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    resp = c.post(reverse("annotator:assignment", args=[a.pk]), _form_data())
+    assert resp.status_code == 403
+    assert not Annotation.objects.exists()
+
+
+@pytest.mark.embedded
+def test_other_annotators_assignment_and_annotation_are_404(campaign, annotator, other_annotator):
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    ann = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer()).annotation
+    b = assignment_next(campaign_id=campaign.id, user=annotator)
+    c = client_for(other_annotator)
+    assert c.get(reverse("annotator:assignment", args=[b.pk])).status_code == 404
+    assert c.get(reverse("annotator:edit", args=[ann.pk])).status_code == 404
+    assert ann.justification not in c.get(reverse("annotator:mine")).content.decode()
+
+
+@pytest.mark.embedded
+def test_annotator_cannot_reach_maintainer_or_review_pages(annotator):
+    c = client_for(annotator)
+    assert c.get(reverse("annotator:campaigns")).status_code == 403
+
+
+@pytest.mark.embedded
+def test_justification_with_html_is_shown_escaped(campaign, annotator):
+    evil = '<script>alert("x")</script><b>bold</b>'
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    ann = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer(justification=evil)).annotation
+    c = client_for(annotator)
+    for url in (reverse("annotator:mine"), reverse("annotator:edit", args=[ann.pk])):
+        html = c.get(url).content.decode()
+        assert evil not in html and "&lt;script&gt;alert(" in html
+
+
+@pytest.mark.embedded
+def test_revising_from_the_page_adds_a_version(campaign, annotator):
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    ann = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer()).annotation
+    c = client_for(annotator)
+    resp = _csrf_post(c, reverse("annotator:edit", args=[ann.pk]), _form_data(pose="", color="on", one_word="red"))
+    assert resp.status_code == 302
+    ann.refresh_from_db()
+    assert ann.version == 2 and ann.selected_factors == ["color"] and ann.versions.count() == 2
+
+
+@pytest.mark.embedded
+def test_qualification_answer_shows_feedback(qualified_campaign, annotator):
+    c = client_for(annotator)
+    a = assignment_next(campaign_id=qualified_campaign.id, user=annotator)
+    data = {**_form_data(pose=""), **{k: "on" for k in a.gold_item.factors}}
+    resp = _csrf_post(c, reverse("annotator:assignment", args=[a.pk]), data)
+    assert resp.status_code == 302 and resp["Location"].endswith("/feedback")
+    html = c.get(resp["Location"]).content.decode()
+    assert "expected answer" in html and "1.00" in html
+
+
+@pytest.mark.embedded
+def test_maintainer_creates_a_campaign_from_the_page(dataset, maintainer):
+    c = client_for(maintainer)
+    resp = _csrf_post(
+        c,
+        reverse("annotator:campaigns"),
+        {
+            "name": "page made",
+            "dataset": dataset.slug,
+            "split": "",
+            "class_indices": "0",
+            "overlap_fraction": "0.5",
+            "overlap_copies": "3",
+            "gold_rate": "0",
+            "qualification_threshold": "0.5",
+            "status": "active",
+        },
+    )
+    assert resp.status_code == 302
+    from annotator.models import Campaign
+
+    camp = Campaign.objects.get(name="page made")
+    assert camp.items.count() == 3 and camp.items.filter(planned=3).count() == 2
