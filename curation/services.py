@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from catalog.errors import Conflict, DomainError, NotFound
@@ -271,7 +271,13 @@ def curation_chunk_process(*, run_id: int, index: int) -> int:
         locked.status = CurationChunk.Status.DONE
         locked.error = ""
         locked.save(update_fields=["status", "error", "updated_at"])
-        CurationRun.objects.filter(pk=run_id).update(processed=F("processed") + len(results))
+        # Progress = rows of done chunks, recounted under the run's row lock: a chunk redone after
+        # a lost "done" mark is not counted twice, and concurrent chunks serialise only here.
+        CurationRun.objects.select_for_update().filter(pk=run_id).values_list("id").get()
+        done = CurationChunk.objects.filter(run_id=run_id, status=CurationChunk.Status.DONE).aggregate(n=Sum("size"))[
+            "n"
+        ]
+        CurationRun.objects.filter(pk=run_id).update(processed=done or 0)
     return len(results)
 
 

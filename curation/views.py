@@ -75,8 +75,13 @@ def run_detail(request, run_id: int):
     splits = [s for s in counts if s != "all"]
     table = (
         [
-            {"key": k, "cells": [(counts[s]["selected"][k], counts[s]["top"][k], counts[s].get("reference_top", {}).get(k))
-                             for s in ["all", *splits]]}
+            {
+                "key": k,
+                "cells": [
+                    (counts[s]["selected"][k], counts[s]["top"][k], counts[s].get("reference_top", {}).get(k))
+                    for s in ["all", *splits]
+                ],
+            }
             for k in FACTOR_KEYS
         ]
         if counts
@@ -94,7 +99,7 @@ def run_detail(request, run_id: int):
             "count_table": table,
             "ff": selectors.top_correlations(stats, "factor_factor"),
             "fm": selectors.top_correlations(stats, "factor_meta"),
-        "has_reference": "reference_top" in counts.get("all", {}),
+            "has_reference": "reference_top" in counts.get("all", {}),
         },
     )
 
