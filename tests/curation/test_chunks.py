@@ -8,7 +8,7 @@ from curation.models import CuratedImage, CurationChunk
 
 from .conftest import tiny_dataset  # noqa: F401
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
 def test_processing_a_chunk_twice_stores_its_results_once(tiny_dataset):  # noqa: F811

@@ -28,6 +28,8 @@ HYPERNYMS = {
     "n03000000": [["mask.n.04", "covering.n.02", "artifact.n.01"], ["mask.n.04", "disguise.n.02", "device.n.01"]],
 }
 
+pytestmark = pytest.mark.embedded
+
 
 def test_nearest_meta_label_on_the_hypernym_paths_wins():
     assert derive_from_hypernyms(HYPERNYMS["n02110341"]) == "dog"

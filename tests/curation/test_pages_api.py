@@ -10,7 +10,7 @@ from tests.conftest import client_for
 
 from .conftest import tiny_dataset  # noqa: F401
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
 def done_run(ds):

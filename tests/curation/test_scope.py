@@ -10,7 +10,7 @@ from curation.models import CurationRun
 
 from .conftest import TEXTS, tiny_dataset  # noqa: F401
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
 def test_split_scope_curates_only_that_split(tiny_dataset):  # noqa: F811
