@@ -27,12 +27,24 @@ class Command(BaseCommand):
             action="store_true",
             help="first train a new version of the learned selector on the dataset's train split",
         )
+        parser.add_argument(
+            "--wordnet-meta-labels",
+            action="store_true",
+            help="first derive class meta-labels from WordNet hypernyms (skipped when NLTK's WordNet data is absent)",
+        )
         parser.add_argument("--inline", action="store_true", help="run in this process instead of Celery workers")
         parser.add_argument("--wait", action="store_true", help="wait for the workers to finish the run")
         parser.add_argument("--timeout", type=float, default=600.0)
 
     def handle(self, *args, **o):
         try:
+            if o["wordnet_meta_labels"]:
+                n = services.image_classes_meta_labels_derive(dataset_slug=o["dataset"])
+                self.stderr.write(
+                    "WordNet data is not installed: meta-labels left as imported"
+                    if n is None
+                    else f"{n} class meta-labels updated from WordNet hypernyms"
+                )
             if o["train_learned"]:
                 m = services.selector_model_train(
                     dataset_slug=o["dataset"], text_field=o["text_field"], factor_text=o["factor_text"]
