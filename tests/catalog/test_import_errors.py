@@ -115,3 +115,35 @@ def test_missing_file_is_named(small_release, db):
     (small_release / "prototypical_paths.csv").unlink()
     with pytest.raises(CommandError, match=r"prototypical_paths\.csv: file missing"):
         call_command("import_imagenet_x", path=small_release)
+
+
+@pytest.mark.postgres
+def test_two_imports_at_once_load_the_release_once(small_release, transactional_db, settings):
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's")
+    from catalog.services import imagenet_x_import
+
+    # With the dataset row already there, nothing else would make the two runs wait for each other.
+    Dataset.objects.create(slug="imagenet-x", name="ImageNet-X")
+    results, errors = [], []
+
+    def run() -> None:
+        try:
+            results.append(imagenet_x_import(path=small_release))
+        except Exception as exc:  # collected: a failure in a thread must fail the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert sorted(r.created["annotations"] for r in results) == [0, 2 * N]
+    assert Annotation.objects.count() == 2 * N and Dataset.objects.count() == 1

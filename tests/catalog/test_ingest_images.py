@@ -167,3 +167,26 @@ def test_command_refuses_a_missing_folder(tmp_path, db):
     with pytest.raises(CommandError, match="not a folder"):
         call_command("ingest_images", str(tmp_path / "nope"), dataset="mine", no_progress=True)
     assert not Dataset.objects.filter(slug="mine").exists()
+
+
+def test_files_attach_to_images_that_exist_without_a_file(tmp_path, db):
+    # Like ImageNet-X records (imported without pixels) receiving the ImageNet val files later.
+    ds = Dataset.objects.create(slug="inet", name="inet")
+    palace = ImageClass.objects.create(dataset=ds, index=698, wnid="n03877845", name="palace")
+    tabby = ImageClass.objects.create(dataset=ds, index=281, wnid="n02123045", name="tabby")
+    known = Image.objects.create(dataset=ds, split="val", image_class=palace, file_name="ILSVRC2012_val_00000001.JPEG")
+    other = Image.objects.create(dataset=ds, split="val", image_class=palace, file_name="ILSVRC2012_val_00000002.JPEG")
+    root = tmp_path / "val"
+    root.mkdir()
+    _photo().save(root / "ILSVRC2012_val_00000001.JPEG", "JPEG")
+    _photo().save(root / "ILSVRC2012_val_00000002.JPEG", "JPEG")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file_name,label\nILSVRC2012_val_00000001.JPEG,698\nILSVRC2012_val_00000002.JPEG,281\n")
+    r = images_ingest(dataset_slug="inet", root=root, labels_csv=csv)
+    assert (r.added, r.attached, Image.objects.count()) == (2, 2, 2)
+    known.refresh_from_db()
+    other.refresh_from_db()
+    assert (
+        known.readable and known.relpath == "ILSVRC2012_val_00000001.JPEG" and (known.width, known.height) == (96, 64)
+    )
+    assert r.class_mismatches == ["ILSVRC2012_val_00000002.JPEG"] and other.image_class == palace != tabby

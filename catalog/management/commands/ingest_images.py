@@ -49,6 +49,8 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         for rel, reason in r.unreadable:
             self.stdout.write(self.style.WARNING(f"unreadable: {rel}: {reason}"))
+        for rel in r.class_mismatches:
+            self.stdout.write(self.style.WARNING(f"label differs from the catalogue's class (kept): {rel}"))
         for rel in r.ignored:
             self.stdout.write(f"ignored (no label): {rel}")
         if not r.added:
@@ -58,6 +60,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Dataset '{dataset}': added {r.added} file(s) ({r.readable} readable, {len(r.unreadable)} unreadable); "
                 f"{r.already_registered} already registered"
+                + (f"; {r.attached} attached to existing images" if r.attached else "")
                 + (f"; {r.classes_created} class(es) created" if r.classes_created else "")
                 + "."
             )
