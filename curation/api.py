@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,9 +33,11 @@ class MaintainerAPIView(APIView):
 
 
 class RunListAPI(MaintainerAPIView):
+    @extend_schema(operation_id="curation_runs_list", responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response({"results": [selectors.run_progress(r) for r in selectors.curation_runs()[:50]]})
 
+    @extend_schema(operation_id="curation_runs_start", request=StartSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         s = StartSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -53,6 +57,7 @@ class RunListAPI(MaintainerAPIView):
 
 
 class RunDetailAPI(MaintainerAPIView):
+    @extend_schema(operation_id="curation_run_detail", responses=OpenApiTypes.OBJECT)
     def get(self, request, run_id: int):
         run = selectors.curation_run_get(run_id)
         if run is None:
@@ -61,6 +66,7 @@ class RunDetailAPI(MaintainerAPIView):
 
 
 class RunRestartAPI(MaintainerAPIView):
+    @extend_schema(operation_id="curation_run_restart", request=None, responses={202: OpenApiTypes.OBJECT})
     def post(self, request, run_id: int):
         run = services.curation_run_restart(run_id=run_id)
         return Response(selectors.run_progress(run), status=202)
@@ -73,6 +79,7 @@ class TrainSerializer(serializers.Serializer):
 
 
 class SelectorModelListAPI(MaintainerAPIView):
+    @extend_schema(operation_id="curation_selector_models_list", responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response(
             {
@@ -91,6 +98,9 @@ class SelectorModelListAPI(MaintainerAPIView):
             }
         )
 
+    @extend_schema(
+        operation_id="curation_selector_models_train", request=TrainSerializer, responses={201: OpenApiTypes.OBJECT}
+    )
     def post(self, request):
         s = TrainSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -108,6 +118,9 @@ class MetaLabelSerializer(serializers.Serializer):
 
 
 class ClassMetaLabelAPI(MaintainerAPIView):
+    @extend_schema(
+        operation_id="curation_class_meta_label_set", request=MetaLabelSerializer, responses=OpenApiTypes.OBJECT
+    )
     def patch(self, request, class_id: int):
         s = MetaLabelSerializer(data=request.data)
         s.is_valid(raise_exception=True)
