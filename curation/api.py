@@ -20,8 +20,12 @@ class StartSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=["", *Split.values], required=False, default="")
     campaign_id = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     selector = serializers.ChoiceField(choices=list(services.SELECTORS), required=False, default="paper")
-    text_field = serializers.ChoiceField(choices=list(topfactor.TEXT_FIELDS), required=False, default="both")
-    factor_text = serializers.ChoiceField(choices=list(topfactor.FACTOR_TEXTS), required=False, default="wording")
+    text_field = serializers.ChoiceField(
+        choices=list(topfactor.TEXT_FIELDS), required=False, default=topfactor.PAPER_DEFAULT_TEXT
+    )
+    factor_text = serializers.ChoiceField(
+        choices=list(topfactor.FACTOR_TEXTS), required=False, default=topfactor.PAPER_DEFAULT_FACTOR_TEXT
+    )
     selector_model_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     chunk_size = serializers.IntegerField(
         required=False, default=services.DEFAULT_CHUNK_SIZE, min_value=1, max_value=services.MAX_CHUNK_SIZE
@@ -74,8 +78,12 @@ class RunRestartAPI(MaintainerAPIView):
 
 class TrainSerializer(serializers.Serializer):
     dataset = serializers.SlugField()
-    text_field = serializers.ChoiceField(choices=list(topfactor.TEXT_FIELDS), required=False, default="both")
-    factor_text = serializers.ChoiceField(choices=list(topfactor.FACTOR_TEXTS), required=False, default="wording")
+    text_field = serializers.ChoiceField(
+        choices=list(topfactor.TEXT_FIELDS), required=False, default=topfactor.LEARNED_DEFAULT_TEXT
+    )
+    factor_text = serializers.ChoiceField(
+        choices=list(topfactor.FACTOR_TEXTS), required=False, default=topfactor.LEARNED_DEFAULT_FACTOR_TEXT
+    )
 
 
 class SelectorModelListAPI(MaintainerAPIView):

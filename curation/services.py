@@ -71,8 +71,8 @@ def curation_start(
     split: str = "",
     campaign_id: int | None = None,
     selector: str = "paper",
-    text_field: str = "both",
-    factor_text: str = "wording",
+    text_field: str = topfactor.PAPER_DEFAULT_TEXT,
+    factor_text: str = topfactor.PAPER_DEFAULT_FACTOR_TEXT,
     selector_model_id: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     spacy_model: str | None = None,
@@ -432,8 +432,8 @@ def curation_run_restart(*, run_id: int) -> CurationRun:
 def selector_model_train(
     *,
     dataset_slug: str,
-    text_field: str = "both",
-    factor_text: str = "wording",
+    text_field: str = topfactor.LEARNED_DEFAULT_TEXT,
+    factor_text: str = topfactor.LEARNED_DEFAULT_FACTOR_TEXT,
     spacy_model: str | None = None,
     user=None,
 ) -> SelectorModel:

@@ -19,8 +19,15 @@ class Command(BaseCommand):
         parser.add_argument("--split", default="", choices=["", "train", "val"])
         parser.add_argument("--campaign", type=int, default=None)
         parser.add_argument("--selector", default="paper", choices=list(services.SELECTORS))
-        parser.add_argument("--text-field", default="both", choices=list(topfactor.TEXT_FIELDS))
-        parser.add_argument("--factor-text", default="wording", choices=list(topfactor.FACTOR_TEXTS))
+        parser.add_argument(
+            "--text-field",
+            default=None,
+            choices=list(topfactor.TEXT_FIELDS),
+            help="default: the paper rule's (one_word) or the learned selector's (both)",
+        )
+        parser.add_argument(
+            "--factor-text", default=None, choices=list(topfactor.FACTOR_TEXTS), help="default: wording"
+        )
         parser.add_argument("--chunk-size", type=int, default=services.DEFAULT_CHUNK_SIZE)
         parser.add_argument(
             "--train-learned",
@@ -47,7 +54,9 @@ class Command(BaseCommand):
                 )
             if o["train_learned"]:
                 m = services.selector_model_train(
-                    dataset_slug=o["dataset"], text_field=o["text_field"], factor_text=o["factor_text"]
+                    dataset_slug=o["dataset"],
+                    text_field=o["text_field"] or topfactor.LEARNED_DEFAULT_TEXT,
+                    factor_text=o["factor_text"] or topfactor.LEARNED_DEFAULT_FACTOR_TEXT,
                 )
                 self.stderr.write(f"trained {m} on {m.metrics.get('n_train')} train rows")
             run = services.curation_start(
@@ -55,8 +64,8 @@ class Command(BaseCommand):
                 split=o["split"],
                 campaign_id=o["campaign"],
                 selector=o["selector"],
-                text_field=o["text_field"],
-                factor_text=o["factor_text"],
+                text_field=o["text_field"] or topfactor.PAPER_DEFAULT_TEXT,
+                factor_text=o["factor_text"] or topfactor.PAPER_DEFAULT_FACTOR_TEXT,
                 chunk_size=o["chunk_size"],
                 enqueue=not o["inline"],
             )
