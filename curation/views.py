@@ -28,6 +28,11 @@ def _int_or_none(value: str | None) -> int | None:
         raise DomainError(f"{value!r} is not a whole number.")
 
 
+def _default(value: int | None, default: int) -> int:
+    # Not `value or default`: 0 is a bad chunk size to refuse, not a request for the default.
+    return default if value is None else value
+
+
 @role_required(Role.MAINTAINER)
 @require_http_methods(["GET", "POST"])
 def index(request):
@@ -40,7 +45,7 @@ def index(request):
                 selector=request.POST.get("selector", "paper"),
                 text_field=request.POST.get("text_field", topfactor.PAPER_DEFAULT_TEXT),
                 factor_text=request.POST.get("factor_text", topfactor.PAPER_DEFAULT_FACTOR_TEXT),
-                chunk_size=_int_or_none(request.POST.get("chunk_size")) or services.DEFAULT_CHUNK_SIZE,
+                chunk_size=_default(_int_or_none(request.POST.get("chunk_size")), services.DEFAULT_CHUNK_SIZE),
                 user=request.user,
             )
         except DomainError as exc:
