@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.errors import DomainError
@@ -158,7 +160,10 @@ def meta_labels(request, slug: str):
             messages.success(request, f"{cls.name}: meta-label set to {cls.meta_label}.")
         except DomainError as exc:
             messages.error(request, exc.message)
-        return redirect("curation:meta_labels", slug=slug)
+        # Back to the same search, so a maintainer correcting several classes keeps the list.
+        q = request.POST.get("q", "")
+        url = reverse("curation:meta_labels", args=[slug])
+        return redirect(f"{url}?{urlencode({'q': q})}" if q else url)
     q = request.GET.get("q", "").strip()
     classes = selectors.dataset_classes(dataset)
     if q:
