@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,8 +20,12 @@ class StartSerializer(serializers.Serializer):
     split = serializers.ChoiceField(choices=["", *Split.values], required=False, default="")
     campaign_id = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     selector = serializers.ChoiceField(choices=list(services.SELECTORS), required=False, default="paper")
-    text_field = serializers.ChoiceField(choices=list(topfactor.TEXT_FIELDS), required=False, default="both")
-    factor_text = serializers.ChoiceField(choices=list(topfactor.FACTOR_TEXTS), required=False, default="wording")
+    text_field = serializers.ChoiceField(
+        choices=list(topfactor.TEXT_FIELDS), required=False, default=topfactor.PAPER_DEFAULT_TEXT
+    )
+    factor_text = serializers.ChoiceField(
+        choices=list(topfactor.FACTOR_TEXTS), required=False, default=topfactor.PAPER_DEFAULT_FACTOR_TEXT
+    )
     selector_model_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     chunk_size = serializers.IntegerField(
         required=False, default=services.DEFAULT_CHUNK_SIZE, min_value=1, max_value=services.MAX_CHUNK_SIZE
@@ -31,9 +37,11 @@ class MaintainerAPIView(APIView):
 
 
 class RunListAPI(MaintainerAPIView):
+    @extend_schema(operation_id="curation_runs_list", responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response({"results": [selectors.run_progress(r) for r in selectors.curation_runs()[:50]]})
 
+    @extend_schema(operation_id="curation_runs_start", request=StartSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         s = StartSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -53,6 +61,7 @@ class RunListAPI(MaintainerAPIView):
 
 
 class RunDetailAPI(MaintainerAPIView):
+    @extend_schema(operation_id="curation_run_detail", responses=OpenApiTypes.OBJECT)
     def get(self, request, run_id: int):
         run = selectors.curation_run_get(run_id)
         if run is None:
@@ -61,6 +70,7 @@ class RunDetailAPI(MaintainerAPIView):
 
 
 class RunRestartAPI(MaintainerAPIView):
+    @extend_schema(operation_id="curation_run_restart", request=None, responses={202: OpenApiTypes.OBJECT})
     def post(self, request, run_id: int):
         run = services.curation_run_restart(run_id=run_id)
         return Response(selectors.run_progress(run), status=202)
@@ -68,11 +78,16 @@ class RunRestartAPI(MaintainerAPIView):
 
 class TrainSerializer(serializers.Serializer):
     dataset = serializers.SlugField()
-    text_field = serializers.ChoiceField(choices=list(topfactor.TEXT_FIELDS), required=False, default="both")
-    factor_text = serializers.ChoiceField(choices=list(topfactor.FACTOR_TEXTS), required=False, default="wording")
+    text_field = serializers.ChoiceField(
+        choices=list(topfactor.TEXT_FIELDS), required=False, default=topfactor.LEARNED_DEFAULT_TEXT
+    )
+    factor_text = serializers.ChoiceField(
+        choices=list(topfactor.FACTOR_TEXTS), required=False, default=topfactor.LEARNED_DEFAULT_FACTOR_TEXT
+    )
 
 
 class SelectorModelListAPI(MaintainerAPIView):
+    @extend_schema(operation_id="curation_selector_models_list", responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response(
             {
@@ -91,6 +106,9 @@ class SelectorModelListAPI(MaintainerAPIView):
             }
         )
 
+    @extend_schema(
+        operation_id="curation_selector_models_train", request=TrainSerializer, responses={201: OpenApiTypes.OBJECT}
+    )
     def post(self, request):
         s = TrainSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -108,6 +126,9 @@ class MetaLabelSerializer(serializers.Serializer):
 
 
 class ClassMetaLabelAPI(MaintainerAPIView):
+    @extend_schema(
+        operation_id="curation_class_meta_label_set", request=MetaLabelSerializer, responses=OpenApiTypes.OBJECT
+    )
     def patch(self, request, class_id: int):
         s = MetaLabelSerializer(data=request.data)
         s.is_valid(raise_exception=True)

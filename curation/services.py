@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from catalog.errors import Conflict, DomainError, NotFound
@@ -55,6 +55,10 @@ def _scope_image_ids(*, dataset: Dataset, campaign_id: int | None):
         raise NotFound(f"Campaign {campaign_id} does not exist.", field="campaign_id")
     if getattr(campaign, "dataset_id", dataset.id) != dataset.id:
         raise DomainError(f"Campaign {campaign_id} belongs to another dataset.", field="campaign_id")
+    # The annotator app's Campaign lists its images through CampaignItem rows (`items`).
+    items = getattr(campaign, "items", None)
+    if items is not None:
+        return items.values("image_id")
     images = getattr(campaign, "images", None)
     if images is None:
         raise DomainError("This campaign model does not list its images.", field="campaign_id")
@@ -67,8 +71,8 @@ def curation_start(
     split: str = "",
     campaign_id: int | None = None,
     selector: str = "paper",
-    text_field: str = "both",
-    factor_text: str = "wording",
+    text_field: str = topfactor.PAPER_DEFAULT_TEXT,
+    factor_text: str = topfactor.PAPER_DEFAULT_FACTOR_TEXT,
     selector_model_id: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     spacy_model: str | None = None,
@@ -267,7 +271,13 @@ def curation_chunk_process(*, run_id: int, index: int) -> int:
         locked.status = CurationChunk.Status.DONE
         locked.error = ""
         locked.save(update_fields=["status", "error", "updated_at"])
-        CurationRun.objects.filter(pk=run_id).update(processed=F("processed") + len(results))
+        # Progress = rows of done chunks, recounted under the run's row lock: a chunk redone after
+        # a lost "done" mark is not counted twice, and concurrent chunks serialise only here.
+        CurationRun.objects.select_for_update().filter(pk=run_id).values_list("id").get()
+        done = CurationChunk.objects.filter(run_id=run_id, status=CurationChunk.Status.DONE).aggregate(n=Sum("size"))[
+            "n"
+        ]
+        CurationRun.objects.filter(pk=run_id).update(processed=done or 0)
     return len(results)
 
 
@@ -422,8 +432,8 @@ def curation_run_restart(*, run_id: int) -> CurationRun:
 def selector_model_train(
     *,
     dataset_slug: str,
-    text_field: str = "both",
-    factor_text: str = "wording",
+    text_field: str = topfactor.LEARNED_DEFAULT_TEXT,
+    factor_text: str = topfactor.LEARNED_DEFAULT_FACTOR_TEXT,
     spacy_model: str | None = None,
     user=None,
 ) -> SelectorModel:

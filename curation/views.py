@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.errors import DomainError
@@ -28,6 +30,11 @@ def _int_or_none(value: str | None) -> int | None:
         raise DomainError(f"{value!r} is not a whole number.")
 
 
+def _default(value: int | None, default: int) -> int:
+    # Not `value or default`: 0 is a bad chunk size to refuse, not a request for the default.
+    return default if value is None else value
+
+
 @role_required(Role.MAINTAINER)
 @require_http_methods(["GET", "POST"])
 def index(request):
@@ -38,9 +45,9 @@ def index(request):
                 split=request.POST.get("split", ""),
                 campaign_id=_int_or_none(request.POST.get("campaign_id")),
                 selector=request.POST.get("selector", "paper"),
-                text_field=request.POST.get("text_field", "both"),
-                factor_text=request.POST.get("factor_text", "wording"),
-                chunk_size=_int_or_none(request.POST.get("chunk_size")) or services.DEFAULT_CHUNK_SIZE,
+                text_field=request.POST.get("text_field", topfactor.PAPER_DEFAULT_TEXT),
+                factor_text=request.POST.get("factor_text", topfactor.PAPER_DEFAULT_FACTOR_TEXT),
+                chunk_size=_default(_int_or_none(request.POST.get("chunk_size")), services.DEFAULT_CHUNK_SIZE),
                 user=request.user,
             )
         except DomainError as exc:
@@ -58,6 +65,8 @@ def index(request):
             "selectors": services.SELECTORS,
             "text_fields": topfactor.TEXT_FIELDS,
             "factor_texts": topfactor.FACTOR_TEXTS,
+            "default_text": topfactor.PAPER_DEFAULT_TEXT,
+            "default_factor_text": topfactor.PAPER_DEFAULT_FACTOR_TEXT,
             "models": selectors.selector_models()[:10],
             "default_chunk_size": services.DEFAULT_CHUNK_SIZE,
         },
@@ -75,8 +84,13 @@ def run_detail(request, run_id: int):
     splits = [s for s in counts if s != "all"]
     table = (
         [
-            {"key": k, "cells": [(counts[s]["selected"][k], counts[s]["top"][k], counts[s].get("reference_top", {}).get(k))
-                             for s in ["all", *splits]]}
+            {
+                "key": k,
+                "cells": [
+                    (counts[s]["selected"][k], counts[s]["top"][k], counts[s].get("reference_top", {}).get(k))
+                    for s in ["all", *splits]
+                ],
+            }
             for k in FACTOR_KEYS
         ]
         if counts
@@ -94,7 +108,7 @@ def run_detail(request, run_id: int):
             "count_table": table,
             "ff": selectors.top_correlations(stats, "factor_factor"),
             "fm": selectors.top_correlations(stats, "factor_meta"),
-        "has_reference": "reference_top" in counts.get("all", {}),
+            "has_reference": "reference_top" in counts.get("all", {}),
         },
     )
 
@@ -146,7 +160,10 @@ def meta_labels(request, slug: str):
             messages.success(request, f"{cls.name}: meta-label set to {cls.meta_label}.")
         except DomainError as exc:
             messages.error(request, exc.message)
-        return redirect("curation:meta_labels", slug=slug)
+        # Back to the same search, so a maintainer correcting several classes keeps the list.
+        q = request.POST.get("q", "")
+        url = reverse("curation:meta_labels", args=[slug])
+        return redirect(f"{url}?{urlencode({'q': q})}" if q else url)
     q = request.GET.get("q", "").strip()
     classes = selectors.dataset_classes(dataset)
     if q:

@@ -9,6 +9,7 @@ from .conftest import make_dataset
 
 
 @pytest.mark.django_db
+@pytest.mark.embedded
 def test_demo_setup_curates_the_demo_dataset_once():
     make_dataset(slug="demo")
     out = io.StringIO()

@@ -28,6 +28,8 @@ HYPERNYMS = {
     "n03000000": [["mask.n.04", "covering.n.02", "artifact.n.01"], ["mask.n.04", "disguise.n.02", "device.n.01"]],
 }
 
+pytestmark = pytest.mark.embedded
+
 
 def test_nearest_meta_label_on_the_hypernym_paths_wins():
     assert derive_from_hypernyms(HYPERNYMS["n02110341"]) == "dog"
@@ -72,3 +74,12 @@ def test_unknown_meta_label_is_refused_and_nothing_changes(tiny_dataset):  # noq
         services.image_class_meta_label_set(image_class_id=cls.id, meta_label="spaceship")
     cls.refresh_from_db()
     assert (cls.meta_label, cls.meta_label_source) == ("bird", "release")
+
+
+@pytest.mark.django_db
+def test_wordnet_derivation_without_wordnet_data_changes_nothing(tiny_dataset):  # noqa: F811
+    if wordnet_hypernym_paths("n02110341") is not None:
+        pytest.skip("WordNet data is installed here")
+    before = list(ImageClass.objects.values_list("id", "meta_label", "meta_label_source"))
+    assert services.image_classes_meta_labels_derive(dataset_slug=tiny_dataset.slug) is None
+    assert list(ImageClass.objects.values_list("id", "meta_label", "meta_label_source")) == before

@@ -10,7 +10,7 @@ from tests.conftest import client_for
 
 from .conftest import tiny_dataset  # noqa: F401
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
 def done_run(ds):
@@ -111,3 +111,22 @@ def test_meta_label_page_escapes_class_names(maintainer, tiny_dataset):  # noqa:
     ImageClass.objects.filter(dataset=tiny_dataset, index=0).update(name="<script>alert(1)</script>")
     html = client_for(maintainer).get(reverse("curation:meta_labels", args=[tiny_dataset.slug])).content.decode()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_bad_chunk_size_from_the_page_says_why_and_creates_nothing(maintainer, tiny_dataset):  # noqa: F811
+    c = client_for(maintainer)
+    token = c.get(reverse("curation:index")).cookies["csrftoken"].value
+    for bad in ("lots", "0"):
+        r = c.post(
+            reverse("curation:index"),
+            {"dataset": tiny_dataset.slug, "chunk_size": bad, "csrfmiddlewaretoken": token},
+            follow=True,
+        )
+        assert r.status_code == 200
+        assert ("is not a whole number" in r.content.decode()) or ("chunk_size must be between" in r.content.decode())
+    assert CurationRun.objects.count() == 0
+
+
+def test_post_without_csrf_token_is_refused(maintainer, tiny_dataset):  # noqa: F811
+    r = client_for(maintainer).post(reverse("curation:index"), {"dataset": tiny_dataset.slug})
+    assert r.status_code == 403 and CurationRun.objects.count() == 0

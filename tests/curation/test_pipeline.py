@@ -1,6 +1,7 @@
 import time
 
 import pytest
+from django.conf import settings
 
 from catalog.errors import DomainError
 from catalog.models import Dataset
@@ -39,3 +40,29 @@ def test_empty_dataset_is_refused_with_a_clear_message():
     with pytest.raises(DomainError, match="Nothing to curate: dataset empty has no final annotation"):
         services.curation_start(dataset_slug="empty")
     assert CurationRun.objects.count() == 0
+
+
+def test_chunk_retries_exhausted_ends_the_run_failed_with_the_reason(celery_worker, maintainer):
+    ds = make_dataset()
+    model = services.selector_model_train(dataset_slug=ds.slug, text_field="both", factor_text="key")
+    # The stored model file disappears before the workers read it: every attempt fails.
+    (settings.MEDIA_ROOT / model.path).unlink()
+    services._learned.cache_clear()
+    run = services.curation_start(dataset_slug=ds.slug, selector="learned", chunk_size=4, user=maintainer)
+    run = wait_for(run, timeout=90)
+    assert run.status == "failed"
+    assert "failed after 4 attempts" in run.error and "FileNotFoundError" in run.error
+    assert run.chunks.filter(status="done").count() == 0
+    assert not run.stats and run.figures.count() == 0
+
+
+@pytest.mark.embedded
+@pytest.mark.django_db(transaction=True)
+def test_embedded_default_runs_the_whole_chord_eagerly_on_commit():
+    if settings.CELERY_BROKER_URL:
+        pytest.skip("only the embedded default (no broker) runs tasks eagerly")
+    ds = make_dataset()
+    run = services.curation_start(dataset_slug=ds.slug, chunk_size=3)
+    run.refresh_from_db()
+    assert run.status == "done" and run.processed == run.total == len(TEXTS)
+    assert run.figures.count() == 3

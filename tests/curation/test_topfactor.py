@@ -7,6 +7,8 @@ from catalog.factors import FACTOR_KEYS
 from curation import topfactor
 from curation.embeddings import embed_texts, embed_texts_naive, load_nlp
 
+pytestmark = pytest.mark.embedded
+
 
 @pytest.fixture(scope="module")
 def nlp():

@@ -19,13 +19,25 @@ class Command(BaseCommand):
         parser.add_argument("--split", default="", choices=["", "train", "val"])
         parser.add_argument("--campaign", type=int, default=None)
         parser.add_argument("--selector", default="paper", choices=list(services.SELECTORS))
-        parser.add_argument("--text-field", default="both", choices=list(topfactor.TEXT_FIELDS))
-        parser.add_argument("--factor-text", default="wording", choices=list(topfactor.FACTOR_TEXTS))
+        parser.add_argument(
+            "--text-field",
+            default=None,
+            choices=list(topfactor.TEXT_FIELDS),
+            help="default: the paper rule's (one_word) or the learned selector's (both)",
+        )
+        parser.add_argument(
+            "--factor-text", default=None, choices=list(topfactor.FACTOR_TEXTS), help="default: wording"
+        )
         parser.add_argument("--chunk-size", type=int, default=services.DEFAULT_CHUNK_SIZE)
         parser.add_argument(
             "--train-learned",
             action="store_true",
             help="first train a new version of the learned selector on the dataset's train split",
+        )
+        parser.add_argument(
+            "--wordnet-meta-labels",
+            action="store_true",
+            help="first derive class meta-labels from WordNet hypernyms (skipped when NLTK's WordNet data is absent)",
         )
         parser.add_argument("--inline", action="store_true", help="run in this process instead of Celery workers")
         parser.add_argument("--wait", action="store_true", help="wait for the workers to finish the run")
@@ -33,9 +45,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         try:
+            if o["wordnet_meta_labels"]:
+                n = services.image_classes_meta_labels_derive(dataset_slug=o["dataset"])
+                self.stderr.write(
+                    "WordNet data is not installed: meta-labels left as imported"
+                    if n is None
+                    else f"{n} class meta-labels updated from WordNet hypernyms"
+                )
             if o["train_learned"]:
                 m = services.selector_model_train(
-                    dataset_slug=o["dataset"], text_field=o["text_field"], factor_text=o["factor_text"]
+                    dataset_slug=o["dataset"],
+                    text_field=o["text_field"] or topfactor.LEARNED_DEFAULT_TEXT,
+                    factor_text=o["factor_text"] or topfactor.LEARNED_DEFAULT_FACTOR_TEXT,
                 )
                 self.stderr.write(f"trained {m} on {m.metrics.get('n_train')} train rows")
             run = services.curation_start(
@@ -43,8 +64,8 @@ class Command(BaseCommand):
                 split=o["split"],
                 campaign_id=o["campaign"],
                 selector=o["selector"],
-                text_field=o["text_field"],
-                factor_text=o["factor_text"],
+                text_field=o["text_field"] or topfactor.PAPER_DEFAULT_TEXT,
+                factor_text=o["factor_text"] or topfactor.PAPER_DEFAULT_FACTOR_TEXT,
                 chunk_size=o["chunk_size"],
                 enqueue=not o["inline"],
             )
