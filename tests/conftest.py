@@ -144,3 +144,22 @@ def _purge_broker():
 
         app.control.purge()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Let the test database be dropped at the end even if a worker thread kept a connection.
+
+    Worker threads and killed worker subprocesses can leave PostgreSQL sessions behind; their
+    teardown runs after this one, so the test database would otherwise stay "being accessed
+    by other users" and could not be dropped.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
