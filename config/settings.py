@@ -184,4 +184,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # One line per task success is noise in the embedded default, where tasks run eagerly.
+    "loggers": {"celery.app.trace": {"level": "WARNING"}},
 }
