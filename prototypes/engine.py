@@ -186,6 +186,14 @@ def _np_from_pil(img: Image.Image):
     return np.array(img, dtype=np.uint8)  # a writable copy (torch refuses read-only buffers)
 
 
+def _failure_reason(exc: Exception) -> str:
+    msg = str(exc)
+    low = msg.lower()
+    if isinstance(exc, OSError) and ("truncated" in low or "broken data stream" in low or "premature end" in low):
+        return f"{R_TRUNCATED}: {msg}"
+    return f"{R_UNREADABLE}: {type(exc).__name__}: {msg}"
+
+
 def decode_image(path: str, pre: Preprocess, max_pixels: int) -> tuple[torch.Tensor | None, str | None]:
     """Decode one file to a uint8 CHW tensor. Returns (tensor, note) or (None, skip reason).
 
@@ -201,7 +209,7 @@ def decode_image(path: str, pre: Preprocess, max_pixels: int) -> tuple[torch.Ten
     except Image.DecompressionBombError as exc:
         return None, f"{R_TOO_LARGE}: {exc}"
     except Exception as exc:  # Pillow raises many types for garbage (UnidentifiedImageError, OSError, SyntaxError...)
-        return None, f"{R_UNREADABLE}: {type(exc).__name__}: {exc}"
+        return None, _failure_reason(exc)
     try:
         w, h = img.size
         notes: list[str] = []
@@ -218,13 +226,8 @@ def decode_image(path: str, pre: Preprocess, max_pixels: int) -> tuple[torch.Ten
         if note:
             notes.append(note)
         return pre.resize_crop(rgb), "; ".join(notes) or None
-    except OSError as exc:
-        msg = str(exc)
-        if "truncated" in msg or "broken data stream" in msg or "premature end" in msg.lower():
-            return None, f"{R_TRUNCATED}: {msg}"
-        return None, f"{R_UNREADABLE}: {type(exc).__name__}: {msg}"
     except Exception as exc:
-        return None, f"{R_UNREADABLE}: {type(exc).__name__}: {exc}"
+        return None, _failure_reason(exc)
     finally:
         img.close()
 
