@@ -18,7 +18,8 @@ from prototypes.selectors import current_run, images_to_score
 DEMO_SLUG = "demo"
 
 
-def setup(*, stdout: TextIO) -> None:
+def setup(*, stdout: TextIO, image_size: int | None = None) -> None:
+    """image_size: crop size override, only for tests (the demo itself uses the weights' 224)."""
     dataset = Dataset.objects.filter(slug=DEMO_SLUG).first()
     if dataset is None:
         stdout.write("prototypes: no 'demo' dataset, nothing to do\n")

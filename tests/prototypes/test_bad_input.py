@@ -3,6 +3,7 @@ of its batch is still scored."""
 
 from __future__ import annotations
 
+# The engine needs no database: these also run on the embedded default.
 import io
 
 import numpy as np
@@ -11,6 +12,8 @@ from PIL import Image as PILImage
 
 from prototypes import engine
 from tests.prototypes.conftest import write_jpeg
+
+pytestmark = pytest.mark.embedded
 
 
 def _jpeg_bytes(seed: int = 0, size=(80, 60)) -> bytes:

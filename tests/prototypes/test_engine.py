@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# The engine needs no database: these also run on the embedded default.
 import random
 
 import pytest
@@ -10,6 +11,8 @@ from PIL import Image as PILImage
 
 from prototypes import engine
 from tests.prototypes.conftest import relabel_as_predicted
+
+pytestmark = pytest.mark.embedded
 
 
 def _brute_force(preds: list[tuple[str, int, int, float, float]], k: int) -> dict[int, list[str]]:

@@ -193,3 +193,24 @@ def test_prototype_check_reports_accuracy_of_another_model_and_of_a_predictions_
     )
     assert result["checked"] == len(protos)
     assert result["correct"] == sum(1 for x in protos if not x.filled)
+
+
+@pytest.mark.embedded
+def test_enqueued_run_completes_with_eager_tasks_on_the_embedded_default(
+    dataset_factory, settings, django_capture_on_commit_callbacks
+):
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        pytest.skip("the embedded default runs tasks eagerly; with a broker see test_tasks.py")
+    ds = dataset_factory(n_images=6, n_classes=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.prototype_run_create(
+            dataset=ds,
+            model_name="resnet18",
+            weights="none",
+            image_size=32,
+            shards=2,
+            num_workers=0,
+            fill_incorrect=True,
+        )
+    run.refresh_from_db()
+    assert run.status == "done" and run.is_current and run.prototypes.count() == 6
