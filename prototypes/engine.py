@@ -33,6 +33,10 @@ import torchvision
 from PIL import Image, ImageFile
 from torch.utils.data import DataLoader, Dataset
 
+# torchvision 0.29 deprecates its image decoders in favour of TorchCodec (not installed here);
+# decode_jpeg on the GPU is still the fastest path available with torch + torchvision alone.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities", category=DeprecationWarning)
+
 # Never decode a truncated file into a half-gray picture: a truncated file is skipped with its reason.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -248,17 +252,32 @@ class ImageItems(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _fits_device_decode(self, path: str) -> bool:
+        """Plain RGB/grayscale baseline JPEGs of ordinary size go to nvjpeg; the header (read
+        without decoding) sends CMYK, huge, or otherwise odd files to the PIL path, which
+        converts or skips them with their reason."""
+        try:
+            with Image.open(path) as img:
+                w, h = img.size
+                return (
+                    img.format == "JPEG"
+                    and img.mode in ("RGB", "L")
+                    and w * h <= self.max_pixels
+                    and min(w, h) < 2 * self.pre.resize_size
+                )
+        except Exception:
+            return False  # the PIL path records why
+
     def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
         it = self.items[i]
         if not 0 <= it.label < self.num_classes:
             return i, None, f"{R_LABEL}: {it.label} not in 0..{self.num_classes - 1}"
-        if self.raw_bytes and it.path.lower().endswith((".jpg", ".jpeg")):
+        if self.raw_bytes and it.path.lower().endswith((".jpg", ".jpeg")) and self._fits_device_decode(it.path):
             # GPU decoding path: ship the file's bytes, nvjpeg decodes the batch on the device.
             try:
-                data = torchvision.io.read_file(it.path)
+                return i, torchvision.io.read_file(it.path), "raw"
             except Exception as exc:
                 return i, None, f"{R_MISSING}: {exc}"
-            return i, data, "raw"
         return (i, *decode_image(it.path, self.pre, self.max_pixels))
 
 
@@ -599,28 +618,51 @@ PredictionSink = Callable[[str, int, int, float, float], None]  # key, label, pr
 
 
 def _decode_on_device(
-    raw: list[tuple[int, torch.Tensor]], pre: Preprocess, device: torch.device
+    raw: list[tuple[int, torch.Tensor]],
+    pre: Preprocess,
+    device: torch.device,
+    fallback: Callable[[int], tuple[torch.Tensor | None, str | None]],
 ) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
-    """nvjpeg batch decode, then resize+crop on the device; files nvjpeg refuses fall back to PIL-free skip."""
+    """nvjpeg batch decode, then resize + centre crop on the device.
+
+    Images of the same size are resized in one call (most ImageNet photos share a handful of
+    sizes), which keeps the per-image Python overhead off the GPU's critical path. A file nvjpeg
+    refuses goes through the PIL path (`fallback`), so it is converted or skipped with a reason.
+    """
     import torchvision.transforms.v2.functional as F
 
-    idx, out, bad = [], [], []
+    mode = torchvision.io.ImageReadMode.RGB
+    pairs: list[tuple[int, torch.Tensor]] = []
+    bad: list[tuple[int, str]] = []
+    on_cpu: list[tuple[int, torch.Tensor]] = []
     try:
-        decoded = torchvision.io.decode_jpeg([d for _, d in raw], mode=torchvision.io.ImageReadMode.RGB, device=device)
+        decoded = torchvision.io.decode_jpeg([d for _, d in raw], mode=mode, device=device)
         pairs = list(zip([i for i, _ in raw], decoded, strict=True))
     except Exception:
-        pairs = []
         for i, d in raw:  # one bad file must not lose the batch: retry one by one
             try:
-                pairs.append((i, torchvision.io.decode_jpeg(d, mode=torchvision.io.ImageReadMode.RGB, device=device)))
-            except Exception as exc:
-                bad.append((i, f"{R_UNREADABLE}: {type(exc).__name__}: {exc}"))
+                pairs.append((i, torchvision.io.decode_jpeg(d, mode=mode, device=device)))
+            except Exception:
+                t, note = fallback(i)
+                if t is None:
+                    bad.append((i, note or R_UNREADABLE))
+                else:
+                    on_cpu.append((i, t))
     interp = {"bilinear": F.InterpolationMode.BILINEAR, "bicubic": F.InterpolationMode.BICUBIC}[pre.interpolation]
+    groups: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
     for i, img in pairs:
-        img = F.resize(img, [pre.resize_size], interpolation=interp, antialias=True)
-        out.append(F.center_crop(img, [pre.crop_size]))
-        idx.append(i)
-    return idx, (torch.stack(out) if out else None), bad
+        groups.setdefault(tuple(img.shape), []).append((i, img))
+    idx: list[int] = []
+    out: list[torch.Tensor] = []
+    for members in groups.values():
+        stacked = torch.stack([img for _, img in members])
+        resized = F.resize(stacked, [pre.resize_size], interpolation=interp, antialias=True)
+        out.append(F.center_crop(resized, [pre.crop_size]))
+        idx.extend(i for i, _ in members)
+    if on_cpu:
+        out.append(torch.stack([t for _, t in on_cpu]).to(device))
+        idx.extend(i for i, _ in on_cpu)
+    return idx, (torch.cat(out) if out else None), bad
 
 
 def score(
@@ -678,7 +720,9 @@ def score(
             if batch.pixels is not None:
                 parts.append((batch.indices, batch.pixels.to(r.device, non_blocking=cuda)))
             if batch.raw:
-                idx, px, bad = _decode_on_device(batch.raw, pre, r.device)
+                idx, px, bad = _decode_on_device(
+                    batch.raw, pre, r.device, lambda i: decode_image(items[i].path, pre, opts.max_pixels)
+                )
                 skipped.extend(Skip(items[i].key, reason) for i, reason in bad)
                 if px is not None:
                     parts.append((idx, px))

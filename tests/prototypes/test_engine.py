@@ -150,3 +150,26 @@ def test_engine_module_does_not_import_django():
 
     code = "import sys, prototypes.engine; assert 'django' not in sys.modules, sorted(m for m in sys.modules if 'django' in m)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_device_decode_path_matches_the_pil_path_and_routes_odd_files_to_pil(tiny_model, jpeg_items, tmp_path):
+    """The GPU path (read bytes, decode_jpeg on the device, grouped resize) exercised on the CPU:
+    torchvision's decoder and antialiased resize agree with the PIL path within a few grey levels."""
+    import torch
+
+    from tests.prototypes.conftest import write_jpeg
+
+    cmyk = write_jpeg(tmp_path / "cmyk.JPEG", seed=5)
+    PILImage.open(cmyk).convert("CMYK").save(cmyk, "JPEG")
+    items = [*jpeg_items[:6], engine.Item("cmyk.JPEG", str(cmyk), 1)]
+    pre = tiny_model.pre
+    ds_raw = engine.ImageItems(items, pre, num_classes=1000, max_pixels=10**8, raw_bytes=True)
+    batch = engine.collate([ds_raw[i] for i in range(len(items))])
+    assert [i for i, _ in batch.raw] == list(range(6)) and batch.indices == [6]  # CMYK went to PIL
+    idx, px, bad = engine._decode_on_device(
+        batch.raw, pre, torch.device("cpu"), lambda i: engine.decode_image(items[i].path, pre, 10**8)
+    )
+    assert not bad and sorted(idx) == list(range(6))
+    for j, i in enumerate(idx):
+        ref, _ = engine.decode_image(items[i].path, pre, 10**8)
+        assert (px[j].float() - ref.float()).abs().mean() < 3.0
