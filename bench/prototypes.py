@@ -285,6 +285,7 @@ def main() -> None:
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--sweep", type=int, default=0, metavar="N", help="Also sweep settings on N images.")
     p.add_argument("--skip-rss", action="store_true")
+    p.add_argument("--sweep-only", action="store_true", help="Only the settings sweep (to choose defaults).")
     p.add_argument("--data-dir", default=None, help="Where the JPEGs go (kept and reused).")
     p.add_argument("--out", default=None, help="Also write the JSON here.")
     p.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
@@ -326,6 +327,13 @@ def main() -> None:
         },
         "unit": "images/s",
     }
+    if args.sweep_only:
+        report["sweep"] = {"images": args.sweep, "rows": sweep(args, loaded, items_all[: args.sweep])}
+        text = json.dumps(report, indent=2)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+        return
     # Model-only before and after the end-to-end run, averaged: the machine is shared, so
     # bracketing the end-to-end figure keeps the ratio honest under changing load.
     mo1 = model_only(loaded, opts, args.n)

@@ -274,28 +274,29 @@ def prototype_shard_score(
     except engine.EngineError as exc:
         prototype_run_fail(run_id=run.pk, error=str(exc))
         return False
-    images = (
+    rows = (
         images_to_score(dataset=run.dataset, split=run.split)
         .filter(id__gte=shard.first_image_id, id__lte=shard.last_image_id)
-        .select_related("image_class", "dataset")
         .order_by("id")
+        .values_list("file_name", "relpath", "image_class__index")
     )
-    items: list[engine.Item] = []
-    ids_by_key: dict[str, int] = {}
     root = Path(run.dataset.root)
-    for img in images.iterator(chunk_size=2000):
-        items.append(engine.Item(img.file_name, str(root / img.relpath), img.image_class.index))
-        ids_by_key[img.file_name] = img.id
+    # The shard's paths (a few hundred bytes per image) are the only per-image memory; big
+    # datasets use more shards. Scores themselves are never kept per image.
+    items = [engine.Item(name, str(root / rel), label) for name, rel, label in rows.iterator(chunk_size=5000)]
 
     pending = {"n": 0, "t": time.monotonic()}
 
     def flush() -> None:
         if pending["n"]:
             n = pending["n"]
-            PrototypeShard.objects.filter(pk=shard.pk, attempts=attempt).update(
-                images_done=F("images_done") + n, finished_at=timezone.now()
-            )
-            PrototypeRun.objects.filter(pk=run.pk).update(images_done=F("images_done") + n)
+            # Both counters in one transaction: a resume subtracts the shard's count from the
+            # run's, so they must never disagree, even when the worker dies between them.
+            with transaction.atomic():
+                PrototypeShard.objects.filter(pk=shard.pk, attempts=attempt).update(
+                    images_done=F("images_done") + n, finished_at=timezone.now()
+                )
+                PrototypeRun.objects.filter(pk=run.pk).update(images_done=F("images_done") + n)
             pending["n"] = 0
         pending["t"] = time.monotonic()
 
@@ -311,13 +312,17 @@ def prototype_shard_score(
     except engine.EngineError as exc:
         prototype_run_fail(run_id=run.pk, error=str(exc))
         return False
+    except Exception as exc:
+        # Out of memory, a lost device...: the run says so (resumable with prototype_run_resume),
+        # and the exception still reaches Celery's log.
+        prototype_run_fail(run_id=run.pk, error=f"shard {shard.index}: {type(exc).__name__}: {exc}")
+        raise
     flush()
     return _shard_finish(
         shard_id=shard.pk,
         attempt=attempt,
         result=result,
         loaded=loaded,
-        ids_by_key=ids_by_key,
         merge_inline=merge_inline,
     )
 
@@ -328,7 +333,6 @@ def _shard_finish(
     attempt: int,
     result: engine.ScoreResult,
     loaded: engine.LoadedModel,
-    ids_by_key: dict[str, int],
     merge_inline: bool,
 ) -> bool:
     with transaction.atomic():
@@ -348,6 +352,11 @@ def _shard_finish(
         missing = shard.images_total - shard.images_done
         shard.images_done = shard.images_total
         shard.save()
+        # Only the skipped files' ids are looked up: nothing per scored image is kept.
+        skipped_keys = [sk.key for sk in result.skipped]
+        ids_by_key = dict(
+            Image.objects.filter(dataset=run.dataset_id, file_name__in=skipped_keys).values_list("file_name", "id")
+        )
         PrototypeSkip.objects.bulk_create(
             [
                 PrototypeSkip(run=run, image_id=ids_by_key.get(s.key), file_name=s.key, reason=s.reason[:1000])
