@@ -36,6 +36,7 @@ def setup(*, stdout: TextIO, image_size: int | None = None) -> None:
         model_name="resnet50",
         weights="none",
         seed=0,
+        image_size=image_size,
         k=3,
         fill_incorrect=True,
         make_current=True,

@@ -493,7 +493,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
             names = ", ".join(m.name for m in weights_enum)
             raise EngineError(f"{spec.name} has no weights {wname!r}; available: {names}, or --weights none")
     else:
-        w = weights_enum.DEFAULT
+        # A checkpoint or random weights: the classic weights' transform when the model has them
+        # (ResNet-50's DEFAULT is IMAGENET1K_V2, which resizes to 232; the paper's V1 used 256).
+        w = weights_enum.__members__.get(DEFAULT_WEIGHTS, weights_enum.DEFAULT)
     pre = Preprocess.from_transform(w.transforms(), crop_size=spec.image_size)
     num_classes = len(w.meta["categories"])
     torch.manual_seed(spec.seed)

@@ -173,3 +173,9 @@ def test_device_decode_path_matches_the_pil_path_and_routes_odd_files_to_pil(tin
     for j, i in enumerate(idx):
         ref, _ = engine.decode_image(items[i].path, pre, 10**8)
         assert (px[j].float() - ref.float()).abs().mean() < 3.0
+
+
+def test_random_weights_and_checkpoints_use_the_classic_v1_transform():
+    loaded = engine.load_model(engine.ModelSpec(name="resnet50", weights=None))
+    # ResNet-50's DEFAULT weights (V2) resize to 232; the paper's IMAGENET1K_V1 resizes to 256.
+    assert (loaded.pre.resize_size, loaded.pre.crop_size) == (256, 224)
