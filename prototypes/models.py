@@ -127,6 +127,8 @@ class PrototypeShard(models.Model):
     conversions = models.JSONField(default=dict, blank=True)
     wall_s = models.FloatField(null=True, blank=True)
     resolved = models.JSONField(default=dict, blank=True)
+    # Written with each progress update: a running shard whose heartbeat is old was orphaned.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -188,8 +188,8 @@ def _claim_shard(*, shard_id: int) -> PrototypeShard | None:
             return None
         if (
             shard.status == ShardStatus.RUNNING
-            and shard.finished_at
-            and timezone.now() - shard.finished_at < STALE_SHARD
+            and shard.heartbeat_at
+            and timezone.now() - shard.heartbeat_at < STALE_SHARD
         ):
             return None  # another worker is on it (heartbeat recent)
         if shard.images_done:
@@ -198,8 +198,8 @@ def _claim_shard(*, shard_id: int) -> PrototypeShard | None:
         shard.status = ShardStatus.RUNNING
         shard.attempts += 1
         shard.images_done = 0
-        shard.finished_at = timezone.now()  # doubles as the heartbeat while running
-        shard.save(update_fields=["status", "attempts", "images_done", "finished_at"])
+        shard.heartbeat_at = timezone.now()
+        shard.save(update_fields=["status", "attempts", "images_done", "heartbeat_at"])
         if run.status == RunStatus.QUEUED:
             run.status = RunStatus.RUNNING
             run.started_at = run.started_at or timezone.now()
@@ -294,7 +294,7 @@ def prototype_shard_score(
             # run's, so they must never disagree, even when the worker dies between them.
             with transaction.atomic():
                 PrototypeShard.objects.filter(pk=shard.pk, attempts=attempt).update(
-                    images_done=F("images_done") + n, finished_at=timezone.now()
+                    images_done=F("images_done") + n, heartbeat_at=timezone.now()
                 )
                 PrototypeRun.objects.filter(pk=run.pk).update(images_done=F("images_done") + n)
             pending["n"] = 0
