@@ -40,7 +40,8 @@ def test_command_records_a_random_weight_run_and_makes_it_current(dataset_factor
     assert current_run(dataset_id=ds.id) == run
     assert run.weights == "none" and run.random_weights and "random" in run.weights_id
     assert run.images_scored == 12 and run.images_skipped == 0 and run.images_done == run.images_total == 12
-    assert run.library_versions["torch"] and run.preprocessing["crop"] == 32 and run.dtype == "float32"
+    assert run.library_versions["torch"] and run.preprocessing["crop"] == 32
+    assert run.dtype == ("bfloat16" if engine.cpu_has_native_bf16() else "float32")
     assert run.batch_size == 4 and run.images_per_s > 0 and run.device.startswith("cpu")
     # Every class gets 3 prototypes; a random network is (almost) never right, so they are filled.
     assert run.prototypes.count() == 9
