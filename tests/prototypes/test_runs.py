@@ -215,3 +215,60 @@ def test_enqueued_run_completes_with_eager_tasks_on_the_embedded_default(
         )
     run.refresh_from_db()
     assert run.status == "done" and run.is_current and run.prototypes.count() == 6
+
+
+def test_resume_command_scores_only_the_unfinished_shards(dataset_factory):
+    ds = dataset_factory(n_images=8, n_classes=2)
+    one_pass = _compute(ds, "--fill-incorrect", "--no-current")
+    run = services.prototype_run_create(
+        dataset=ds,
+        model_name="resnet18",
+        weights="none",
+        image_size=32,
+        batch_size=4,
+        num_workers=0,
+        fill_incorrect=True,
+        shards=2,
+        enqueue=False,
+    )
+    first = run.shards.get(index=0)
+    assert services.prototype_shard_score(shard_id=first.pk)
+    first.refresh_from_db()
+    call_command(
+        "compute_prototypes", "--dataset", ds.slug, "--resume", str(run.pk), stdout=io.StringIO(), stderr=io.StringIO()
+    )
+    run.refresh_from_db()
+    again = run.shards.get(index=0)
+    assert run.status == "done" and (again.attempts, again.finished_at) == (first.attempts, first.finished_at)
+    assert run.shards.get(index=1).attempts == 1
+    assert _selection(run) == _selection(one_pass)
+
+
+def test_a_run_whose_checkpoint_vanished_fails_with_the_reason_and_resumes_once_it_is_back(
+    dataset_factory, tmp_path, tiny_model
+):
+    import torch
+
+    ds = dataset_factory(n_images=4, n_classes=2)
+    ckpt = tmp_path / "r18.pth"
+    torch.save(tiny_model.model.state_dict(), ckpt)
+    run = services.prototype_run_create(
+        dataset=ds,
+        model_name="resnet18",
+        checkpoint=str(ckpt),
+        image_size=32,
+        num_workers=0,
+        fill_incorrect=True,
+        enqueue=False,
+    )
+    moved = ckpt.rename(tmp_path / "elsewhere.pth")
+    shard = run.shards.get()
+    assert not services.prototype_shard_score(shard_id=shard.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "--checkpoint" in run.error and not run.prototypes.exists()
+    moved.rename(ckpt)
+    services.prototype_run_resume(run=run, enqueue=False)
+    assert services.prototype_shard_score(shard_id=shard.pk, merge_inline=True)
+    run.refresh_from_db()
+    assert run.status == "done" and run.weights_id == "checkpoint:r18.pth" and len(run.weights_sha256) == 64
+    assert run.prototypes.count() == 4
