@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from prototypes import api
+
+urlpatterns = [
+    path("runs/", api.RunList.as_view(), name="prototype-runs"),
+    path("runs/<int:pk>/", api.RunDetail.as_view(), name="prototype-run"),
+    path("runs/<int:run_id>/prototypes/", api.RunPrototypes.as_view(), name="prototype-run-prototypes"),
+]

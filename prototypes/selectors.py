@@ -5,20 +5,72 @@ The form, the review view and the exports read prototypes only through these fun
 
 from __future__ import annotations
 
+from django.db.models import Prefetch, QuerySet
+
 from catalog.models import Image, ImageClass
+from prototypes.models import Prototype, PrototypeRun, RunStatus
 
 
-def current_run(*, dataset_id: int):
-    """The dataset's current PrototypeRun, or None. (Filled by the prototype service.)"""
-    return None
+def current_run(*, dataset_id: int) -> PrototypeRun | None:
+    """The dataset's current PrototypeRun, or None."""
+    return PrototypeRun.objects.filter(dataset_id=dataset_id, is_current=True, status=RunStatus.DONE).first()
 
 
-def prototypes_for_class(image_class: ImageClass, *, k: int = 3) -> tuple[object | None, list[Image]]:
+def prototypes_for_class(image_class: ImageClass, *, k: int = 3) -> tuple[PrototypeRun | None, list[Image]]:
     """(run, the k prototype images of the class) for the form.
 
-    Until a prototype run exists, any k readable images of the class stand in (run is None).
+    The current run's prototypes, best first (a class the run could not fill has fewer than k).
+    Only while the dataset has no current run do any k readable images of the class stand in
+    (run is None), so that the form works before the first run.
     """
+    run = current_run(dataset_id=image_class.dataset_id)
+    if run is not None:
+        protos = (
+            Prototype.objects.filter(run=run, image_class=image_class)
+            .select_related("image", "image__dataset")
+            .order_by("rank")[:k]
+        )
+        return run, [p.image for p in protos]
     images = list(
         Image.objects.filter(image_class=image_class, readable=True).exclude(relpath="").order_by("file_name")[:k]
     )
     return None, images
+
+
+def prototype_runs(*, dataset_id: int | None = None) -> QuerySet[PrototypeRun]:
+    qs = PrototypeRun.objects.select_related("dataset").order_by("-created_at", "-id")
+    if dataset_id is not None:
+        qs = qs.filter(dataset_id=dataset_id)
+    return qs
+
+
+def run_prototypes_by_class(*, run: PrototypeRun) -> QuerySet[ImageClass]:
+    """The dataset's classes with the run's prototypes prefetched as `run_prototypes` (rank order)."""
+    return (
+        ImageClass.objects.filter(dataset_id=run.dataset_id)
+        .order_by("index")
+        .prefetch_related(
+            Prefetch(
+                "prototypes",
+                queryset=Prototype.objects.filter(run=run).select_related("image").order_by("rank"),
+                to_attr="run_prototypes",
+            )
+        )
+    )
+
+
+def run_prototypes(*, run_id: int) -> QuerySet[Prototype]:
+    return (
+        Prototype.objects.filter(run_id=run_id)
+        .select_related("image", "image_class")
+        .order_by("image_class__index", "rank")
+    )
+
+
+def images_to_score(*, dataset, split: str = "") -> QuerySet[Image]:
+    """Images a run scores: those with a stored file. Derived demo variants are left out: a
+    prototype must be a typical photo, not one transformed to differ on purpose."""
+    qs = Image.objects.filter(dataset=dataset, derived_from__isnull=True).exclude(relpath="")
+    if split:
+        qs = qs.filter(split=split)
+    return qs

@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from prototypes import views
 
 app_name = "prototypes"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.run_list, name="runs"),
+    path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("runs/<int:run_id>/make-current", views.run_make_current, name="make_current"),
+]
