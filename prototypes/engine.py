@@ -274,8 +274,12 @@ class ImageItems(Dataset):
             return i, None, f"{R_LABEL}: {it.label} not in 0..{self.num_classes - 1}"
         if self.raw_bytes and it.path.lower().endswith((".jpg", ".jpeg")) and self._fits_device_decode(it.path):
             # GPU decoding path: ship the file's bytes, nvjpeg decodes the batch on the device.
+            # Plain bytes, not a tensor: a tensor from torchvision.io.read_file made the worker hang
+            # on its way back through the DataLoader queue here; bytes pickle plainly and become
+            # a tensor in the main process (torch.frombuffer, no copy).
             try:
-                return i, torchvision.io.read_file(it.path), "raw"
+                with open(it.path, "rb") as f:
+                    return i, f.read(), "raw"
             except Exception as exc:
                 return i, None, f"{R_MISSING}: {exc}"
         return (i, *decode_image(it.path, self.pre, self.max_pixels))
@@ -285,7 +289,7 @@ class ImageItems(Dataset):
 class Batch:
     indices: list[int]
     pixels: torch.Tensor | None  # uint8 NCHW
-    raw: list[tuple[int, torch.Tensor]]  # (index, encoded JPEG bytes) for on-device decoding
+    raw: list[tuple[int, bytes]]  # (index, encoded JPEG bytes) for on-device decoding
     skipped: list[tuple[int, str]]
     notes: list[tuple[int, str]]
 
@@ -612,8 +616,8 @@ def resolve(opts: ScoreOptions) -> Resolved:
     decode = opts.decode
     if decode == "auto":
         decode = "device" if cuda else "cpu"
-    if decode == "device" and not cuda:
-        decode = "cpu"
+    # An explicit decode="device" on the CPU runs torchvision's decoder in the main process: not
+    # a fast path (decoding no longer overlaps inference), but the GPU path's code, testable here.
     bs = opts.batch_size or (256 if cuda else 32)
     return Resolved(device, bs, workers, dtype, decode, threads)
 
@@ -636,7 +640,7 @@ PredictionSink = Callable[[str, int, int, float, float], None]  # key, label, pr
 
 
 def _decode_on_device(
-    raw: list[tuple[int, torch.Tensor]],
+    raw: list[tuple[int, bytes]],
     pre: Preprocess,
     device: torch.device,
     fallback: Callable[[int], tuple[torch.Tensor | None, str | None]],
@@ -653,11 +657,12 @@ def _decode_on_device(
     pairs: list[tuple[int, torch.Tensor]] = []
     bad: list[tuple[int, str]] = []
     on_cpu: list[tuple[int, torch.Tensor]] = []
+    raw_t = [(i, torch.frombuffer(bytearray(d), dtype=torch.uint8)) for i, d in raw]
     try:
-        decoded = torchvision.io.decode_jpeg([d for _, d in raw], mode=mode, device=device)
+        decoded = torchvision.io.decode_jpeg([d for _, d in raw_t], mode=mode, device=device)
         pairs = list(zip([i for i, _ in raw], decoded, strict=True))
     except Exception:
-        for i, d in raw:  # one bad file must not lose the batch: retry one by one
+        for i, d in raw_t:  # one bad file must not lose the batch: retry one by one
             try:
                 pairs.append((i, torchvision.io.decode_jpeg(d, mode=mode, device=device)))
             except Exception:

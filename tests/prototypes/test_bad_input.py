@@ -138,3 +138,17 @@ def test_predictions_file_without_the_required_columns_is_refused(tmp_path):
     p.write_text("name,cls\na,1\n")
     with pytest.raises(engine.EngineError, match="missing column"):
         list(engine.read_predictions(p))
+
+
+def test_device_decode_path_scores_good_files_and_skips_bad_ones_with_the_same_reasons(tiny_model, bad_items):
+    """decode="device" (nvjpeg on a GPU) run here with torchvision's CPU decoder: the same files
+    are scored and the same bad files skipped, truncated ones through the PIL fallback."""
+    items, expected = bad_items
+    opts = engine.ScoreOptions(
+        device="cpu", batch_size=len(items), num_workers=1, max_pixels=4_000_000, decode="device"
+    )
+    seen: list[str] = []
+    result = engine.score(items, tiny_model, opts, sink=lambda key, *_: seen.append(key))
+    assert result.resolved["decode"] == "device"
+    assert sorted(seen) == ["good_0.JPEG", "good_1.JPEG", "good_3.JPEG"]
+    assert {s.key: engine.reason_kind(s.reason) for s in result.skipped} == expected
