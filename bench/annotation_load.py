@@ -55,6 +55,59 @@ def _pct(values: list[float], q: float) -> float:
     return values[idx]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(master: int, database_url: str) -> dict[str, list[int]]:
+    """The gunicorn master and its workers, and the PostgreSQL backends serving the bench database."""
+    import psycopg
+
+    workers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
+                workers.append(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    name = urlparse(database_url).path.lstrip("/")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        backends = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
+            )
+        ]
+    return {"gunicorn": [master, *workers], "postgresql": backends}
+
+
+class _CpuMeter:
+    """CPU time the server side (gunicorn processes, PostgreSQL backends) spends in a phase.
+
+    Unlike latencies, CPU per request hardly moves when other jobs load this shared machine,
+    so it is the figure to compare between runs. Backends opened during the phase count from
+    zero; the bench database is used by nobody else.
+    """
+
+    def __init__(self, master: int, database_url: str) -> None:
+        self.master, self.url = master, database_url
+        pids = _server_pids(master, database_url)
+        self.before = {(k, pid): _cpu_seconds(pid) for k, ps in pids.items() for pid in ps}
+
+    def stop(self, n_requests: int) -> dict:
+        pids = _server_pids(self.master, self.url)
+        out = {}
+        for kind, ps in pids.items():
+            used = sum(max(0.0, _cpu_seconds(pid) - self.before.get((kind, pid), 0.0)) for pid in ps)
+            out[kind] = round(used * 1000 / max(1, n_requests), 2)
+        return {**out, "unit": "ms CPU per request"}
+
+
 def _recreate_database(url: str) -> None:
     import psycopg
 
@@ -284,6 +337,12 @@ def main() -> None:
         }
     )
     data = _setup_data(args.images, args.clients, args.overlap, args.copies)
+    # A database in service has planner statistics; one created a second ago has none, and the
+    # planner would then pick plans for empty tables (scans that grow with the run).
+    import psycopg
+
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
     load_before = os.getloadavg()
     port = _free_port()
@@ -316,8 +375,12 @@ def main() -> None:
             except requests.RequestException:
                 time.sleep(0.2)
         _baseline(base, args.clients, 1.0)  # warm-up: connections, imports, caches
+        meter = _CpuMeter(server.pid, args.database_url)
         base_lat = _baseline(base, args.clients, min(5.0, args.seconds / 2))
+        base_cpu = meter.stop(len(base_lat))
+        meter = _CpuMeter(server.pid, args.database_url)
         run = _drive(base, data["tokens"], data["campaign"], args.seconds)
+        run_cpu = meter.stop(run["requests"])
         form = _form_render(base, data["session"], data["form_token"], data["campaign"], 60)
         paced = (
             _drive(base, data["tokens"], data["campaign"], args.think_seconds, (args.think_min, args.think_max))
@@ -355,12 +418,15 @@ def main() -> None:
             "submit_p50": {"value": round(_pct(sub, 50) * ms, 1), "unit": "ms"},
             "submit_p99": {"value": round(_pct(sub, 99) * ms, 1), "unit": "ms", "goal": 50},
             "form_render_median": {"value": round(statistics.median(form) * ms, 1), "unit": "ms", "goal": 30},
+            # Mean over next and submit requests of the closed loop.
+            "server_cpu_per_request": run_cpu,
         },
         "baseline": {
             "what": "GET /healthz (SELECT 1 through the same server) with the same number of clients",
             "p50_ms": round(_pct(base_lat, 50) * ms, 1),
             "p99_ms": round(_pct(base_lat, 99) * ms, 1),
             "requests_per_s": round(len(base_lat) / min(5.0, args.seconds / 2), 1),
+            "server_cpu_per_request": base_cpu,
         },
     }
     b50 = result["baseline"]["p50_ms"] or 1.0
@@ -373,6 +439,12 @@ def main() -> None:
         "next_p99_to_goal": round(f["next_p99"]["value"] / 50, 2),
         "submit_p99_to_goal": round(f["submit_p99"]["value"] / 50, 2),
         "form_render_median_to_goal": round(f["form_render_median"]["value"] / 30, 2),
+        "requests_per_s_to_baseline": round(
+            f["requests_per_s"]["value"] / (result["baseline"]["requests_per_s"] or 1), 3
+        ),
+        "server_cpu_per_request_to_baseline": {
+            k: round(run_cpu[k] / (base_cpu[k] or 1e-9), 1) for k in ("gunicorn", "postgresql")
+        },
     }
     if paced is not None:
         pn, ps = paced["lat"]["next"], paced["lat"]["submit"]
