@@ -120,10 +120,17 @@ def _image_ref(image) -> dict:
 
 def assignment_payload(assignment, user) -> dict:
     image = assignment.image
-    run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS)
-    services.assignment_record_prototypes(
-        assignment=assignment, run_id=getattr(run, "pk", None), image_ids=[p.pk for p in protos]
-    )
+    # A lease written in this request already read the prototypes it recorded (_lease keeps
+    # them on the instance): reuse them instead of asking again. A held lease (page reload)
+    # reads them afresh and records them if they changed (provenance of what is shown).
+    fresh = getattr(assignment, "_prototypes", None)
+    if fresh is not None:
+        run, protos = fresh
+    else:
+        run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS)
+        services.assignment_record_prototypes(
+            assignment=assignment, run_id=getattr(run, "pk", None), image_ids=[p.pk for p in protos]
+        )
     progress = selectors.annotator_progress(campaign=assignment.campaign, user=user)
     return {
         "id": assignment.pk,

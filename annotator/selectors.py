@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Avg, Count, Q, QuerySet, Sum
 
 from annotator.models import (
     Assignment,
@@ -59,26 +59,22 @@ def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
 
 def annotator_progress(*, campaign: Campaign, user) -> dict[str, int]:
     """What the form's counter shows, in one query: the annotator's own submitted work and the
-    campaign's remaining planned annotations."""
-    items = CampaignItem.objects.filter(campaign=OuterRef("pk")).order_by().values("campaign")
-    mine = (
-        Assignment.objects.filter(
-            campaign=OuterRef("pk"), annotator=user, kind=AssignmentKind.WORK, status=AssignmentStatus.SUBMITTED
+    campaign's remaining planned annotations.
+
+    Written out in SQL: it runs on every `next` and every form render, and the equivalent
+    queryset (three correlated subqueries) cost more CPU to build than the database needs to
+    answer it; this also scans the campaign's items once instead of twice.
+    """
+    item, asg = CampaignItem._meta.db_table, Assignment._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(SUM(planned), 0), COALESCE(SUM(n_done), 0),"
+            f" (SELECT COUNT(*) FROM {asg} WHERE campaign_id = %s AND annotator_id = %s AND kind = %s AND status = %s)"
+            f" FROM {item} WHERE campaign_id = %s",
+            [campaign.pk, user.pk, AssignmentKind.WORK.value, AssignmentStatus.SUBMITTED.value, campaign.pk],
         )
-        .order_by()
-        .values("campaign")
-    )
-    row = (
-        Campaign.objects.filter(pk=campaign.pk)
-        .annotate(
-            _planned=Coalesce(Subquery(items.annotate(s=Sum("planned")).values("s")), 0),
-            _done=Coalesce(Subquery(items.annotate(s=Sum("n_done")).values("s")), 0),
-            _mine=Coalesce(Subquery(mine.annotate(n=Count("id")).values("n")), 0),
-        )
-        .values("_planned", "_done", "_mine")
-        .get()
-    )
-    return {"done": row["_mine"], "remaining": row["_planned"] - row["_done"], "planned": row["_planned"]}
+        planned, done, mine = cursor.fetchone()
+    return {"done": int(mine), "remaining": int(planned) - int(done), "planned": int(planned)}
 
 
 def qualification_answered(*, campaign: Campaign, user) -> int:

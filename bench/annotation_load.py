@@ -11,6 +11,12 @@ under the same number of clients), with the ratios to it and to the issue's goal
 
 Goals (issue 4, 2-core machine, 20 clients): p99 < 50 ms for next and for submit, form
 render median < 30 ms.
+
+Two load phases, both reported: the closed loop ("figures": 20 clients with no pause, the
+saturation figures; by Little's law p99 < 50 ms there needs > 400 req/s on two cores shared
+with this load generator and PostgreSQL), then "with_think_time": the same 20 clients each
+pausing a few seconds before every item as a person would (--think-min/--think-max,
+--think-seconds 0 skips it).
 """
 
 from __future__ import annotations
@@ -47,6 +53,59 @@ def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     idx = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
     return values[idx]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(master: int, database_url: str) -> dict[str, list[int]]:
+    """The gunicorn master and its workers, and the PostgreSQL backends serving the bench database."""
+    import psycopg
+
+    workers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
+                workers.append(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    name = urlparse(database_url).path.lstrip("/")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        backends = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name]
+            )
+        ]
+    return {"gunicorn": [master, *workers], "postgresql": backends}
+
+
+class _CpuMeter:
+    """CPU time the server side (gunicorn processes, PostgreSQL backends) spends in a phase.
+
+    Unlike latencies, CPU per request hardly moves when other jobs load this shared machine,
+    so it is the figure to compare between runs. Backends opened during the phase count from
+    zero; the bench database is used by nobody else.
+    """
+
+    def __init__(self, master: int, database_url: str) -> None:
+        self.master, self.url = master, database_url
+        pids = _server_pids(master, database_url)
+        self.before = {(k, pid): _cpu_seconds(pid) for k, ps in pids.items() for pid in ps}
+
+    def stop(self, n_requests: int) -> dict:
+        pids = _server_pids(self.master, self.url)
+        out = {}
+        for kind, ps in pids.items():
+            used = sum(max(0.0, _cpu_seconds(pid) - self.before.get((kind, pid), 0.0)) for pid in ps)
+            out[kind] = round(used * 1000 / max(1, n_requests), 2)
+        return {**out, "unit": "ms CPU per request"}
 
 
 def _recreate_database(url: str) -> None:
@@ -122,18 +181,32 @@ ANSWER = {
 }
 
 
-def _drive(base: str, tokens: list[str], campaign: int, seconds: float) -> dict:
+def _drive(
+    base: str, tokens: list[str], campaign: int, seconds: float, think: tuple[float, float] | None = None
+) -> dict:
+    """Each token is one client doing next + submit in a loop until `seconds` have passed.
+
+    Without `think` the loop is closed with no pause (saturation: every client fires its next
+    request as soon as the previous answer arrives). With think=(lo, hi) each client waits a
+    uniform random lo..hi seconds before each item, like a person looking at the form (random
+    start offsets too, so the clients do not march in step); seeded per client, reproducible.
+    """
     lat: dict[str, list[float]] = {"next": [], "submit": []}
     errors: list[str] = []
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
     start_gate = threading.Barrier(len(tokens) + 1)
 
-    def client(token: str) -> None:
+    def client(token: str, seed: int) -> None:
+        import random
+
+        rng = random.Random(seed)
         s = requests.Session()
         s.headers["Authorization"] = f"Token {token}"
         mine: dict[str, list[float]] = {"next": [], "submit": []}
         start_gate.wait()
+        if think:
+            time.sleep(rng.uniform(0, think[1]))
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
             r = s.post(f"{base}/api/annotate/campaigns/{campaign}/next")
@@ -151,11 +224,13 @@ def _drive(base: str, tokens: list[str], campaign: int, seconds: float) -> dict:
             if r.status_code != 201:
                 with lock:
                     errors.append(f"submit {r.status_code}")
+            if think:
+                time.sleep(rng.uniform(*think))
         with lock:
             for k in lat:
                 lat[k].extend(mine[k])
 
-    threads = [threading.Thread(target=client, args=(t,)) for t in tokens]
+    threads = [threading.Thread(target=client, args=(t, i)) for i, t in enumerate(tokens)]
     for t in threads:
         t.start()
     start_gate.wait()
@@ -217,6 +292,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     ap.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
     ap.add_argument(
+        "--think-seconds",
+        type=float,
+        default=30.0,
+        help="length of the second phase, clients with think time (0: skip it)",
+    )
+    ap.add_argument("--think-min", type=float, default=1.0, help="shortest pause before an item, seconds")
+    ap.add_argument("--think-max", type=float, default=5.0, help="longest pause before an item, seconds")
+    ap.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fov_ann_bench"),
     )
@@ -254,6 +337,12 @@ def main() -> None:
         }
     )
     data = _setup_data(args.images, args.clients, args.overlap, args.copies)
+    # A database in service has planner statistics; one created a second ago has none, and the
+    # planner would then pick plans for empty tables (scans that grow with the run).
+    import psycopg
+
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
     load_before = os.getloadavg()
     port = _free_port()
@@ -286,9 +375,18 @@ def main() -> None:
             except requests.RequestException:
                 time.sleep(0.2)
         _baseline(base, args.clients, 1.0)  # warm-up: connections, imports, caches
+        meter = _CpuMeter(server.pid, args.database_url)
         base_lat = _baseline(base, args.clients, min(5.0, args.seconds / 2))
+        base_cpu = meter.stop(len(base_lat))
+        meter = _CpuMeter(server.pid, args.database_url)
         run = _drive(base, data["tokens"], data["campaign"], args.seconds)
+        run_cpu = meter.stop(run["requests"])
         form = _form_render(base, data["session"], data["form_token"], data["campaign"], 60)
+        paced = (
+            _drive(base, data["tokens"], data["campaign"], args.think_seconds, (args.think_min, args.think_max))
+            if args.think_seconds > 0
+            else None
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -320,12 +418,15 @@ def main() -> None:
             "submit_p50": {"value": round(_pct(sub, 50) * ms, 1), "unit": "ms"},
             "submit_p99": {"value": round(_pct(sub, 99) * ms, 1), "unit": "ms", "goal": 50},
             "form_render_median": {"value": round(statistics.median(form) * ms, 1), "unit": "ms", "goal": 30},
+            # Mean over next and submit requests of the closed loop.
+            "server_cpu_per_request": run_cpu,
         },
         "baseline": {
             "what": "GET /healthz (SELECT 1 through the same server) with the same number of clients",
             "p50_ms": round(_pct(base_lat, 50) * ms, 1),
             "p99_ms": round(_pct(base_lat, 99) * ms, 1),
             "requests_per_s": round(len(base_lat) / min(5.0, args.seconds / 2), 1),
+            "server_cpu_per_request": base_cpu,
         },
     }
     b50 = result["baseline"]["p50_ms"] or 1.0
@@ -338,7 +439,39 @@ def main() -> None:
         "next_p99_to_goal": round(f["next_p99"]["value"] / 50, 2),
         "submit_p99_to_goal": round(f["submit_p99"]["value"] / 50, 2),
         "form_render_median_to_goal": round(f["form_render_median"]["value"] / 30, 2),
+        "requests_per_s_to_baseline": round(
+            f["requests_per_s"]["value"] / (result["baseline"]["requests_per_s"] or 1), 3
+        ),
+        "server_cpu_per_request_to_baseline": {
+            k: round(run_cpu[k] / (base_cpu[k] or 1e-9), 1) for k in ("gunicorn", "postgresql")
+        },
     }
+    if paced is not None:
+        pn, ps = paced["lat"]["next"], paced["lat"]["submit"]
+        # Reported beside the closed-loop figures, never instead of them: the issue's goal is
+        # stated for 20 clients, and 20 people each pausing a few seconds per image is the
+        # load the service really meets; the closed loop above is the saturation test.
+        result["with_think_time"] = {
+            "mode": (
+                f"{args.clients} clients, each pausing uniform {args.think_min}-{args.think_max} s before "
+                "every item (a person reading the form), then next + submit; NOT the closed-loop figures above"
+            ),
+            "seconds": round(paced["elapsed"], 2),
+            "submitted": len(ps),
+            "errors": paced["errors"][:10],
+            "figures": {
+                "requests_per_s": {"value": round(paced["requests"] / paced["elapsed"], 1), "unit": "req/s"},
+                "next_p50": {"value": round(_pct(pn, 50) * ms, 1), "unit": "ms"},
+                "next_p99": {"value": round(_pct(pn, 99) * ms, 1), "unit": "ms", "goal": 50},
+                "submit_p50": {"value": round(_pct(ps, 50) * ms, 1), "unit": "ms"},
+                "submit_p99": {"value": round(_pct(ps, 99) * ms, 1), "unit": "ms", "goal": 50},
+            },
+            "samples": {"next": len(pn), "submit": len(ps)},
+            "ratio": {
+                "next_p99_to_goal": round(_pct(pn, 99) * ms / 50, 2),
+                "submit_p99_to_goal": round(_pct(ps, 99) * ms / 50, 2),
+            },
+        }
     print(json.dumps(result, indent=2))
 
 

@@ -51,6 +51,15 @@ def test_malformed_body_is_a_400_not_a_500(campaign, annotator):
 
 
 @pytest.mark.embedded
+def test_next_for_a_campaign_that_does_not_exist_is_a_404(campaign, annotator):
+    c = _token_client(annotator)
+    for missing in (campaign.id + 1000, 2**63, 10**30):
+        r = c.post(f"/api/annotate/campaigns/{missing}/next")
+        assert r.status_code == 404 and r.json()["error"]["code"]
+    assert not Assignment.objects.exists()
+
+
+@pytest.mark.embedded
 def test_skip_via_api(campaign, annotator):
     c = _token_client(annotator)
     aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
