@@ -66,7 +66,9 @@ class Image(models.Model):
     split = models.CharField(max_length=8, choices=Split.choices)
     image_class = models.ForeignKey(ImageClass, on_delete=models.PROTECT, related_name="images")
     file_name = models.CharField(max_length=255, help_text="As the dataset names it, e.g. ILSVRC2012_val_00004487.JPEG")
-    relpath = models.CharField(max_length=500, blank=True, help_text="Path under the dataset root; blank = no stored file.")
+    relpath = models.CharField(
+        max_length=500, blank=True, help_text="Path under the dataset root; blank = no stored file."
+    )
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
@@ -118,15 +120,16 @@ class ReferencePrototype(models.Model):
     class Meta:
         ordering = ["dataset_id", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["dataset", "file_name", "source_release"], name="reference_prototype_unique"),
+            models.UniqueConstraint(
+                fields=["dataset", "file_name", "source_release"], name="reference_prototype_unique"
+            ),
         ]
 
 
 # --- The annotation record --------------------------------------------------------------
 def _factor_flag_fields() -> dict[str, models.Field]:
     return {
-        f.key: models.BooleanField(f.wording, default=False, help_text=f.definition, db_index=False)
-        for f in FACTORS
+        f.key: models.BooleanField(f.wording, default=False, help_text=f.definition, db_index=False) for f in FACTORS
     }
 
 
@@ -171,7 +174,9 @@ class Annotation(FactorFlags):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
     )
     source_release = models.CharField(max_length=100, blank=True, help_text="For imported records: which release.")
-    nothing_differs = models.BooleanField(default=False, help_text="The annotator said explicitly that no factor differs.")
+    nothing_differs = models.BooleanField(
+        default=False, help_text="The annotator said explicitly that no factor differs."
+    )
     justification = models.TextField(blank=True)
     one_word = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=16, choices=AnnotationStatus.choices, default=AnnotationStatus.SUBMITTED)
@@ -187,16 +192,16 @@ class Annotation(FactorFlags):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["image", "annotator"], condition=Q(annotator__isnull=False), name="one_annotation_per_annotator_image"
+                fields=["image", "annotator"],
+                condition=Q(annotator__isnull=False),
+                name="one_annotation_per_annotator_image",
             ),
             models.UniqueConstraint(
                 fields=["image", "source_release"],
                 condition=Q(source="imported"),
                 name="one_imported_annotation_per_release_image",
             ),
-            models.UniqueConstraint(
-                fields=["image"], condition=Q(source="consensus"), name="one_consensus_per_image"
-            ),
+            models.UniqueConstraint(fields=["image"], condition=Q(source="consensus"), name="one_consensus_per_image"),
             models.CheckConstraint(
                 condition=Q(source__in=["imported", "consensus"], annotator__isnull=True)
                 | Q(source="user", annotator__isnull=False),
@@ -236,7 +241,9 @@ class AnnotationVersion(models.Model):
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     data = models.JSONField()
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.CharField(max_length=64, default="create")
     created_at = models.DateTimeField(auto_now_add=True)
 

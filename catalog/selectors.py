@@ -39,9 +39,7 @@ def factor_counts(annotations: QuerySet[Annotation]) -> dict[str, int]:
 def factor_pair_counts(annotations: QuerySet[Annotation]) -> dict[tuple[str, str], int]:
     """Number of annotations with both factors selected, for all 120 pairs, in one query."""
     pairs = list(combinations(FACTOR_KEYS, 2))
-    row = annotations.aggregate(
-        **{f"{a}__{b}": Count("id", filter=Q(**{a: True, b: True})) for a, b in pairs}
-    )
+    row = annotations.aggregate(**{f"{a}__{b}": Count("id", filter=Q(**{a: True, b: True})) for a, b in pairs})
     return {(a, b): row[f"{a}__{b}"] for a, b in pairs}
 
 
@@ -58,8 +56,9 @@ _FINAL_PRIORITY = Case(
 )
 
 
-def final_annotations(*, dataset_id: int, split: str | None = None,
-                      image_ids: QuerySet | list[int] | None = None) -> QuerySet[Annotation]:
+def final_annotations(
+    *, dataset_id: int, split: str | None = None, image_ids: QuerySet | list[int] | None = None
+) -> QuerySet[Annotation]:
     """Each image's final annotation (at most one per image), chosen in the database.
 
     Images annotated by several people (multi-review) have no final answer until a consensus

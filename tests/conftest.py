@@ -88,8 +88,12 @@ def celery_worker(transactional_db, requires_broker):
 
     app.conf.task_always_eager = False
     with start_worker(
-        app, pool="solo", concurrency=1, queues=["default", "curation", "gpu", "exports"],
-        perform_ping_check=False, shutdown_timeout=30,
+        app,
+        pool="solo",
+        concurrency=1,
+        queues=["default", "curation", "gpu", "exports"],
+        perform_ping_check=False,
+        shutdown_timeout=30,
     ) as worker:
         yield worker
 
@@ -107,13 +111,35 @@ def celery_worker_process(transactional_db, requires_broker):
     procs: list[subprocess.Popen] = []
 
     def start(queues: str = "default,curation,gpu,exports", concurrency: int = 1, extra_env: dict | None = None):
-        env = {**os.environ, "DATABASE_URL": url, "TESTING": "1", "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-               **(extra_env or {})}
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "TESTING": "1",
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            **(extra_env or {}),
+        }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", str(concurrency),
-             "--pool", "prefork" if concurrency > 1 else "solo", "-l", "WARNING", "--without-gossip",
-             "--without-mingle", "--without-heartbeat"],
-            cwd=REPO, env=env,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                str(concurrency),
+                "--pool",
+                "prefork" if concurrency > 1 else "solo",
+                "-l",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=REPO,
+            env=env,
         )
         procs.append(proc)
         time.sleep(0.2)

@@ -6,8 +6,14 @@ import pytest
 
 def _run_settings(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','config.settings'); django.setup()"],
-        env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','config.settings'); django.setup()",
+        ],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
     )
 
 
