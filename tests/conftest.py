@@ -189,3 +189,39 @@ def _end_stray_database_sessions(django_db_setup, django_db_blocker):
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+# --- Browser tests ------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright cannot download its own browser here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    # The machine has no network: without these Chromium keeps trying to reach its services.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = REPO / "var" / "screenshots"
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium through Playwright's sync API; screenshots go to var/screenshots/.
+
+    Skipped on a developer machine without chromium; on CI (.ci/run installs it) a missing
+    browser fails instead of silently skipping the browser tests.
+    """
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    # live_server runs Django in a thread while Playwright's sync API holds an event loop in this one.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -150,45 +150,55 @@ def audit_record_version(*, version: AnnotationVersion) -> AuditEvent | None:
 # --- review decisions ------------------------------------------------------------------------
 
 
-@transaction.atomic
-def review_accept(*, annotation_id: int, reviewer, expected_version: int, comment: str = "") -> Annotation:
-    comment = _clean_text(comment, field="comment", limit=MAX_COMMENT)
+def _review_set_status(
+    *, annotation_id: int, reviewer, expected_version: int, comment: str, status: str, action: str, audit_action: str
+) -> Annotation:
+    """Accept or reject: one new version with the new status, the decision and the audit row.
+
+    The caller holds the transaction; _lock_for_review takes the row lock and checks the version.
+    """
     ann = _lock_for_review(annotation_id=annotation_id, reviewer=reviewer, expected_version=expected_version)
     before = ann.snapshot()
-    ann.status = AnnotationStatus.ACCEPTED
-    _new_version(ann, author=reviewer, reason="review:accept")
-    _decide(ann, reviewer, ReviewAction.ACCEPT, expected_version, comment)
+    ann.status = status
+    _new_version(ann, author=reviewer, reason=f"review:{action}")
+    _decide(ann, reviewer, action, expected_version, comment)
     _record(
         image_id=ann.image_id,
         annotation=ann,
         actor=reviewer,
-        action=AuditAction.ACCEPT,
+        action=audit_action,
         before=before,
         after=ann.snapshot(),
         comment=comment,
     )
     return ann
+
+
+@transaction.atomic
+def review_accept(*, annotation_id: int, reviewer, expected_version: int, comment: str = "") -> Annotation:
+    return _review_set_status(
+        annotation_id=annotation_id,
+        reviewer=reviewer,
+        expected_version=expected_version,
+        comment=_clean_text(comment, field="comment", limit=MAX_COMMENT),
+        status=AnnotationStatus.ACCEPTED,
+        action=ReviewAction.ACCEPT,
+        audit_action=AuditAction.ACCEPT,
+    )
 
 
 @transaction.atomic
 def review_reject(*, annotation_id: int, reviewer, expected_version: int, comment: str) -> Annotation:
     """Send the annotation back to its annotator, who sees the comment (selectors.returned_annotations)."""
-    comment = _clean_text(comment, field="comment", limit=MAX_COMMENT, required=True)
-    ann = _lock_for_review(annotation_id=annotation_id, reviewer=reviewer, expected_version=expected_version)
-    before = ann.snapshot()
-    ann.status = AnnotationStatus.REJECTED
-    _new_version(ann, author=reviewer, reason="review:reject")
-    _decide(ann, reviewer, ReviewAction.REJECT, expected_version, comment)
-    _record(
-        image_id=ann.image_id,
-        annotation=ann,
-        actor=reviewer,
-        action=AuditAction.REJECT,
-        before=before,
-        after=ann.snapshot(),
-        comment=comment,
+    return _review_set_status(
+        annotation_id=annotation_id,
+        reviewer=reviewer,
+        expected_version=expected_version,
+        comment=_clean_text(comment, field="comment", limit=MAX_COMMENT, required=True),
+        status=AnnotationStatus.REJECTED,
+        action=ReviewAction.REJECT,
+        audit_action=AuditAction.REJECT,
     )
-    return ann
 
 
 @transaction.atomic

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import Group
 from PIL import Image as PILImage
@@ -16,20 +13,7 @@ from catalog.factors import FACTORS_BY_KEY
 from catalog.models import Annotation, Image
 from catalog.roles import Role
 from tests.annotator.conftest import make_dataset
-
-# live_server runs Django in a thread while Playwright's sync API holds an event loop in this one.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.conftest import SCREENSHOTS
 
 
 def _paint(ds) -> None:
@@ -54,11 +38,9 @@ def _answer_with_keys(page, keys: list[str], justification: str, one_word: str) 
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_annotator_qualifies_and_annotates_three_images_with_the_keyboard(live_server, tmp_path, django_user_model):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
+def test_annotator_qualifies_and_annotates_three_images_with_the_keyboard(
+    browser, live_server, tmp_path, django_user_model
+):
     ds = make_dataset(tmp_path, n_images=8, n_gold=3, n_classes=2, slug="browser")
     _paint(ds)
     campaign = campaign_create(name="browser", dataset=ds, overlap_fraction=0.25, overlap_copies=3, gold_rate=0.0)
@@ -69,48 +51,44 @@ def test_annotator_qualifies_and_annotates_three_images_with_the_keyboard(live_s
     )
     user = django_user_model.objects.create_user(username="kbd", password="pw-kbd-123")
     user.groups.add(Group.objects.get_or_create(name=Role.ANNOTATOR)[0])
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     planned = [(["1", "8"], ["pose", "brighter"]), (["0"], ["background"]), (["n"], [])]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(f"{live_server.url}/accounts/login/?next=/annotate/c/{campaign.id}/next")
-        page.fill("#id_username", "kbd")
-        page.fill("#id_password", "pw-kbd-123")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/accounts/login/?next=/annotate/c/{campaign.id}/next")
+    page.fill("#id_username", "kbd")
+    page.fill("#id_password", "pw-kbd-123")
+    with page.expect_navigation():
+        page.press("#id_password", "Enter")
+    # Qualification: answer each known-factor variant right, read the feedback, go on.
+    for _ in range(3):
+        assert page.locator("#answer-form").count() == 1, page.content()[:2000]
+        a = Assignment.objects.filter(annotator=user, status="leased").get()
+        assert a.kind == AssignmentKind.QUALIFICATION
+        keys = [FACTORS_BY_KEY[k].shortcut for k in a.gold_item.factors]
+        _answer_with_keys(page, keys, "looks different", "known")
+        assert "expected answer" in page.content()
         with page.expect_navigation():
-            page.press("#id_password", "Enter")
-        # Qualification: answer each known-factor variant right, read the feedback, go on.
-        for _ in range(3):
-            assert page.locator("#answer-form").count() == 1, page.content()[:2000]
-            a = Assignment.objects.filter(annotator=user, status="leased").get()
-            assert a.kind == AssignmentKind.QUALIFICATION
-            keys = [FACTORS_BY_KEY[k].shortcut for k in a.gold_item.factors]
-            _answer_with_keys(page, keys, "looks different", "known")
-            assert "expected answer" in page.content()
+            page.keyboard.press("Enter")
+    assert Qualification.objects.get(annotator=user).status == QualificationStatus.PASSED
+    done: dict[int, list[str]] = {}
+    for n, (keys, factors) in enumerate(planned):
+        a = Assignment.objects.filter(annotator=user, status="leased").get()
+        assert a.kind == AssignmentKind.WORK
+        page.wait_for_function("document.querySelector('#sample').complete")
+        if n == 0:
+            for k in keys:
+                page.keyboard.press(k)
+            page.keyboard.press("j")
+            page.keyboard.type("<b>turned</b> & brighter")
+            page.keyboard.press("Tab")
+            page.keyboard.type("pose")
+            page.screenshot(path=str(SCREENSHOTS / "annotation_form.png"), full_page=True)
+            assert page.locator("#id_pose").is_checked() and page.locator("#id_brighter").is_checked()
             with page.expect_navigation():
-                page.keyboard.press("Enter")
-        assert Qualification.objects.get(annotator=user).status == QualificationStatus.PASSED
-        done: dict[int, list[str]] = {}
-        for n, (keys, factors) in enumerate(planned):
-            a = Assignment.objects.filter(annotator=user, status="leased").get()
-            assert a.kind == AssignmentKind.WORK
-            page.wait_for_function("document.querySelector('#sample').complete")
-            if n == 0:
-                for k in keys:
-                    page.keyboard.press(k)
-                page.keyboard.press("j")
-                page.keyboard.type("<b>turned</b> & brighter")
-                page.keyboard.press("Tab")
-                page.keyboard.type("pose")
-                page.screenshot(path=str(SCREENSHOTS / "annotation_form.png"), full_page=True)
-                assert page.locator("#id_pose").is_checked() and page.locator("#id_brighter").is_checked()
-                with page.expect_navigation():
-                    page.keyboard.press("Control+Enter")
-            else:
-                _answer_with_keys(page, keys, f"image {n}", f"w{n}")
-            done[a.image_id] = factors
-        browser.close()
+                page.keyboard.press("Control+Enter")
+        else:
+            _answer_with_keys(page, keys, f"image {n}", f"w{n}")
+        done[a.image_id] = factors
 
     mine = {a.image_id: a for a in Annotation.objects.filter(annotator=user)}
     assert set(mine) == set(done)

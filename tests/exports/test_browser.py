@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import pytest
 
@@ -12,28 +11,12 @@ from tests.exports.factories import curation_run_from_final, load_imagenet_x
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture
-def page(live_server):
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.skip("needs Debian's chromium")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
-        yield context.new_page()
-        browser.close()
+def page(browser, live_server):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
 
 
 def _login(page, live_server, username, password):
