@@ -93,3 +93,21 @@ def dataset_factory(tmp_path):
         return ds
 
     return make
+
+
+# A tiny, fast model run through the real command (random weights, explicitly).
+TINY_ARGS = ["--model", "resnet18", "--weights", "none", "--image-size", "32", "--batch-size", "4", "--workers", "0"]
+
+
+def compute_tiny(ds, *extra: str):
+    """Run `compute_prototypes` on `ds` with the tiny settings; return the newest run."""
+    import io
+
+    from django.core.management import call_command
+
+    from prototypes.models import PrototypeRun
+
+    call_command(
+        "compute_prototypes", "--dataset", ds.slug, *TINY_ARGS, *extra, stdout=io.StringIO(), stderr=io.StringIO()
+    )
+    return PrototypeRun.objects.filter(dataset=ds).order_by("-id").first()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
 
 from prototypes.models import PrototypeRun
 from tests.conftest import client_for
+from tests.prototypes.conftest import compute_tiny
 
 pytestmark = pytest.mark.django_db
 
@@ -16,23 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def run(dataset_factory) -> PrototypeRun:
     ds = dataset_factory(n_images=6, n_classes=2)
-    call_command(
-        "compute_prototypes",
-        "--dataset",
-        ds.slug,
-        "--model",
-        "resnet18",
-        "--weights",
-        "none",
-        "--image-size",
-        "32",
-        "--workers",
-        "0",
-        "--fill-incorrect",
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-    )
-    return PrototypeRun.objects.get(dataset=ds)
+    return compute_tiny(ds, "--fill-incorrect")
 
 
 def test_maintainer_sees_runs_and_each_class_prototypes(maintainer, run):
@@ -65,22 +47,7 @@ def test_class_names_are_escaped(maintainer, run):
 
 
 def test_make_current_switches_the_current_run_and_needs_csrf(maintainer, run, dataset_factory):
-    call_command(
-        "compute_prototypes",
-        "--dataset",
-        run.dataset.slug,
-        "--model",
-        "resnet18",
-        "--weights",
-        "none",
-        "--image-size",
-        "32",
-        "--workers",
-        "0",
-        "--no-current",
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-    )
+    compute_tiny(run.dataset, "--no-current")
     newer = PrototypeRun.objects.exclude(pk=run.pk).get()
     c = client_for(maintainer)
     assert c.post(f"/prototypes/runs/{newer.pk}/make-current").status_code == 403  # no CSRF token

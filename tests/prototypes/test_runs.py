@@ -12,17 +12,11 @@ from catalog.errors import Conflict, DomainError
 from prototypes import engine, services
 from prototypes.models import Prototype, PrototypeRun, PrototypeShard, PrototypeSkip, RunSource
 from prototypes.selectors import current_run, prototypes_for_class
-from tests.prototypes.conftest import TINY
+from tests.prototypes.conftest import TINY, compute_tiny
 
 pytestmark = pytest.mark.django_db
 
-TINY_ARGS = ["--model", "resnet18", "--weights", "none", "--image-size", "32", "--batch-size", "4", "--workers", "0"]
-
-
-def _compute(ds, *extra: str) -> PrototypeRun:
-    out = io.StringIO()
-    call_command("compute_prototypes", "--dataset", ds.slug, *TINY_ARGS, *extra, stdout=out, stderr=io.StringIO())
-    return PrototypeRun.objects.filter(dataset=ds).order_by("-id").first()
+_compute = compute_tiny
 
 
 def _selection(run: PrototypeRun) -> list[tuple[int, int, str, bool]]:

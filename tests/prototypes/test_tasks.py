@@ -3,16 +3,15 @@ and resuming a run whose worker was killed mid-run."""
 
 from __future__ import annotations
 
-import io
 import signal
 import time
 
 import pytest
-from django.core.management import call_command
 from django.db import transaction
 
 from prototypes import services
 from prototypes.models import PrototypeRun, ShardStatus
+from tests.prototypes.conftest import compute_tiny
 
 TINY_RUN = dict(
     model_name="resnet18", weights="none", seed=0, image_size=32, batch_size=4, num_workers=0, fill_incorrect=True
@@ -38,26 +37,7 @@ def _selection(run: PrototypeRun) -> list[tuple[int, int, str, bool]]:
 
 
 def _one_pass(ds) -> list:
-    call_command(
-        "compute_prototypes",
-        "--dataset",
-        ds.slug,
-        "--model",
-        "resnet18",
-        "--weights",
-        "none",
-        "--image-size",
-        "32",
-        "--batch-size",
-        "4",
-        "--workers",
-        "0",
-        "--fill-incorrect",
-        "--no-current",
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-    )
-    return _selection(PrototypeRun.objects.filter(dataset=ds).order_by("-id").first())
+    return _selection(compute_tiny(ds, "--fill-incorrect", "--no-current"))
 
 
 def test_sharded_run_completes_through_a_real_worker_on_the_gpu_queue(celery_worker, dataset_factory):
