@@ -164,3 +164,17 @@ def test_maintainer_creates_a_campaign_from_the_page(dataset, maintainer):
 
     camp = Campaign.objects.get(name="page made")
     assert camp.items.count() == 3 and camp.items.filter(planned=3).count() == 2
+
+
+@pytest.mark.embedded
+def test_my_annotations_links_a_rejected_answer_to_the_reviewers_comment(campaign, annotator, reviewer):
+    from annotator.review.services import review_reject
+
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    ann = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer()).annotation
+    c = client_for(annotator)
+    link = f'href="{reverse("review:returned")}"'
+    assert link not in c.get(reverse("annotator:mine")).content.decode()
+    review_reject(annotation_id=ann.pk, reviewer=reviewer, expected_version=ann.version, comment="background missed")
+    assert link in c.get(reverse("annotator:mine")).content.decode()
+    assert "background missed" in c.get(reverse("review:returned")).content.decode()
