@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,32 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@contextmanager
+def committed_imagenet_x_release(django_db_blocker):
+    """Import the real ImageNet-X release once, committed (for a module-scoped fixture), and
+    empty the catalogue afterwards so later modules start clean.
+
+    Refuses anything but a test database: a module whose tests forget to request `db` gets no
+    test database from pytest-django, and this would import into (and truncate) the configured one.
+    """
+    from django.db import connection
+
+    from catalog.models import Dataset
+    from catalog.services import imagenet_x_import
+
+    assert (
+        connection.settings_dict["NAME"].startswith(("test_", "file:memorydb"))
+        or connection.settings_dict["NAME"] == ":memory:"
+    ), "refusing to import into a non-test database"
+    try:
+        with django_db_blocker.unblock():
+            yield imagenet_x_import()
+    finally:
+        with django_db_blocker.unblock():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cur:
+                    cur.execute("TRUNCATE catalog_dataset CASCADE")
+            else:
+                Dataset.objects.all().delete()

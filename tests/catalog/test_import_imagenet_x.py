@@ -8,14 +8,14 @@ import io
 import pandas as pd
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.db.models import Count
 
 from catalog.factors import FACTOR_KEYS
 from catalog.importers import RELEASE_NAME, default_release_path
 from catalog.models import Annotation, AnnotationVersion, Dataset, Image, ImageClass, ReferencePrototype
 from catalog.selectors import factor_counts
-from catalog.services import IMAGENET_X_SLUG, imagenet_x_import
+from catalog.services import IMAGENET_X_SLUG
+from tests.conftest import committed_imagenet_x_release
 
 pytestmark = pytest.mark.postgres
 
@@ -30,17 +30,9 @@ def _release_frame(which: str, split: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def imported(django_db_setup, django_db_blocker):
-    """Import the real release once (committed), and remove it when the module ends so that
-    later test modules start from an empty catalogue."""
-    with django_db_blocker.unblock():
-        result = imagenet_x_import()
-    yield result
-    with django_db_blocker.unblock():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cur:
-                cur.execute("TRUNCATE catalog_dataset CASCADE")
-        else:
-            Dataset.objects.all().delete()
+    """Import the real release once (committed); the catalogue is emptied when the module ends."""
+    with committed_imagenet_x_release(django_db_blocker) as result:
+        yield result
 
 
 def _annotations(split: str):

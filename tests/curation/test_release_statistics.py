@@ -6,14 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from django.db import connection
 from scipy import stats as sps
 
 from catalog.factors import FACTOR_KEYS
 from catalog.importers import default_release_path
-from catalog.models import Dataset
-from catalog.services import IMAGENET_X_SLUG, imagenet_x_import
+from catalog.services import IMAGENET_X_SLUG
 from curation import services
+from tests.conftest import committed_imagenet_x_release
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 RELEASE = default_release_path()
@@ -31,18 +30,11 @@ def run(django_db_setup, django_db_blocker):
     sessions whose tests ask for it, and without one this fixture would write to (and truncate)
     the configured database itself.
     """
-    assert connection.settings_dict["NAME"].startswith("test_"), "refusing to import into a non-test database"
-    with django_db_blocker.unblock():
-        imagenet_x_import()
-        r = services.curation_start(dataset_slug=IMAGENET_X_SLUG, enqueue=False)
-        r = services.curation_run_execute(run_id=r.id)
-    yield r
-    with django_db_blocker.unblock():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cur:
-                cur.execute("TRUNCATE catalog_dataset CASCADE")
-        else:
-            Dataset.objects.all().delete()
+    with committed_imagenet_x_release(django_db_blocker):
+        with django_db_blocker.unblock():
+            r = services.curation_start(dataset_slug=IMAGENET_X_SLUG, enqueue=False)
+            r = services.curation_run_execute(run_id=r.id)
+        yield r
 
 
 @pytest.mark.parametrize("split", ["val", "train"])
