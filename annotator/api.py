@@ -1,7 +1,7 @@
 """REST API of the annotator: next, submit, skip, my annotations (session or token auth).
 
 Thin views: the serializer checks types, the service checks the domain, errors take the one
-JSON shape of catalog.errors. Gold and overlap assignments look exactly like any other.
+JSON shape of infra.errors. Gold and overlap assignments look exactly like any other.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from rest_framework.views import APIView
 
 from annotator import selectors, services
 from annotator.models import AssignmentKind
-from catalog.errors import NotFound
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation
-from catalog.roles import Role, role_permission
+from infra.errors import NotFound
+from infra.roles import Role, role_permission
 from prototypes.selectors import prototypes_for_class
 
 IsAnnotator = role_permission(Role.ANNOTATOR)

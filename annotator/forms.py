@@ -6,9 +6,9 @@ from django import forms
 
 from annotator.models import CampaignStatus
 from annotator.services import JUSTIFICATION_MAX, ONE_WORD_MAX, SKIP_REASON_MAX, Answer, answer_clean
-from catalog.errors import DomainError
 from catalog.factors import FACTORS
 from catalog.models import Dataset, Split
+from infra.errors import DomainError
 
 
 class AnswerForm(forms.Form):

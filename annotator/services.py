@@ -31,10 +31,10 @@ from annotator.models import (
     QualificationStatus,
     known_factor_list,
 )
-from catalog.errors import Conflict, DomainError, Forbidden, NotFound
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationSource, AnnotationStatus, AnnotationVersion, Dataset, Image
-from catalog.roles import Role, has_role
+from infra.errors import Conflict, DomainError, Forbidden, NotFound
+from infra.roles import Role, has_role
 from prototypes.selectors import prototypes_for_class
 
 # Length limits, checked at the field (form, API and service say the same thing).

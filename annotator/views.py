@@ -16,10 +16,10 @@ from annotator import selectors, services
 from annotator.forms import AnswerForm, CampaignForm, SkipForm
 from annotator.models import AssignmentKind, AssignmentStatus, Campaign, GoldKind
 from annotator.thumbs import SIZES, missing_svg, thumbnail
-from catalog.errors import DomainError
 from catalog.factors import FACTORS, FACTORS_BY_KEY
 from catalog.models import Image
-from catalog.roles import Role, role_required
+from infra.errors import DomainError
+from infra.roles import Role, role_required
 from prototypes.selectors import prototypes_for_class
 
 ANY_ROLE = (Role.ANNOTATOR, Role.REVIEWER, Role.MAINTAINER)

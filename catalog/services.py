@@ -6,20 +6,16 @@ Functions are named `<entity>_<verb>`, keyword-only, typed and transactional.
 from __future__ import annotations
 
 import csv
-import enum
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, models, transaction
-from django.utils import timezone
-from psycopg.types.json import Jsonb
+from django.db import connection, transaction
 from tqdm import tqdm
 
 from catalog.demo_images import DEMO_CLASSES, build_demo_images
-from catalog.errors import DomainError
 from catalog.factors import FACTOR_KEYS
 from catalog.imagecheck import FileCheck, check_image
 from catalog.importers import (
@@ -41,7 +37,9 @@ from catalog.models import (
     ReferencePrototype,
     Split,
 )
-from catalog.roles import Role
+from infra.bulkcopy import bulk_insert
+from infra.errors import DomainError
+from infra.roles import Role
 
 IMAGENET_X_SLUG = "imagenet-x"
 # Rows per INSERT: large enough to amortise round trips, small enough that one statement
@@ -94,57 +92,7 @@ def imagenet_x_import(*, path: Path | None = None, batch_size: int = BULK_BATCH)
 
 
 def _bulk(model, objs: list, batch_size: int) -> list:
-    """Insert `objs` and set their primary keys: COPY on PostgreSQL, bulk_create elsewhere."""
-    if not objs:
-        return []
-    if connection.vendor == "postgresql":
-        return _copy_insert(model, objs)
-    # bulk_create sets primary keys on SQLite >= 3.35 (RETURNING).
-    return model.objects.bulk_create(objs, batch_size=batch_size)
-
-
-def _copy_insert(model, objs: list) -> list:
-    """PostgreSQL COPY of every concrete column, ids drawn from the table's sequence first.
-
-    COPY cannot return the generated ids, so they are taken from the identity sequence before
-    the rows are sent (nextval never hands the same number twice, even to concurrent sessions)
-    and written explicitly. For the 184,000 rows of the ImageNet-X release this took the client
-    CPU from ~14 s (bulk_create INSERTs) to ~9 s: no SQL is compiled and bound per row.
-    """
-    meta = model._meta
-    fields = list(meta.concrete_fields)
-    now = timezone.now()
-
-    def getter(f):
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-            return lambda o: now
-        if isinstance(f, models.JSONField):
-            return lambda o, a=f.attname: None if getattr(o, a) is None else Jsonb(getattr(o, a))
-        return lambda o, a=f.attname: _plain(getattr(o, a))
-
-    getters = [getter(f) for f in fields]
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, len(objs)],
-        )
-        for obj, (pk,) in zip(objs, cur.fetchall(), strict=True):
-            obj.pk = pk
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        with cur.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
-            for obj in objs:
-                copy.write_row([g(obj) for g in getters])
-    for obj in objs:
-        for f in fields:
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                setattr(obj, f.attname, now)
-        obj._state.adding, obj._state.db = False, connection.alias
-    return objs
-
-
-def _plain(value):
-    # psycopg dumps an Enum by its *name*; Django's TextChoices members must go in as their value.
-    return value.value if isinstance(value, enum.Enum) else value
+    return bulk_insert(model, objs, batch_size=batch_size)
 
 
 def _write_release(release: Release, *, batch_size: int) -> ImportResult:

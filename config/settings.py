@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "catalog",
     "prototypes",
     "annotator",
-    "annotator.review",
+    "review",
     "curation",
     "exports",
 ]
@@ -155,14 +155,14 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         # DRF's TokenAuthentication, reading the user's groups (roles) in the same query.
-        "catalog.roles.RoleTokenAuthentication",
+        "infra.roles.RoleTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "catalog.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "infra.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ImageNet-X style annotation platform API",

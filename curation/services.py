@@ -18,13 +18,15 @@ from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from catalog.errors import Conflict, DomainError, NotFound
 from catalog.factors import FACTOR_KEYS, META_LABELS
 from catalog.models import Annotation, Dataset, ImageClass, Split
-from catalog.selectors import final_annotations
 from curation import topfactor
-from curation.embeddings import ModelUnavailable, describe_model, embed_texts, load_nlp, model_info
 from curation.models import CuratedImage, CurationChunk, CurationFigure, CurationRun, SelectorModel
+from infra.bulkcopy import copy_rows
+from infra.embeddings import ModelUnavailable, describe_model, embed_texts, load_nlp, model_info
+from infra.enqueue import enqueue_task
+from infra.errors import Conflict, DomainError, NotFound
+from review.selectors import final_annotations
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +163,7 @@ def curation_start(
             for i, lo in enumerate(range(0, len(ids), chunk_size))
         )
         if enqueue:
-            from curation.tasks import launch_run
-
-            transaction.on_commit(lambda: launch_run(run.id))
+            enqueue_task("curation.launch", run.id)
     return run
 
 
@@ -296,17 +296,22 @@ _RESULT_COLUMNS = (
 
 
 def _insert_results(rows: list[tuple]) -> None:
-    """Insert result rows; on PostgreSQL with COPY (about 10x faster than a multi-row INSERT
-    that Django builds and PostgreSQL parses for 25 columns x thousands of rows)."""
+    """Insert result rows (COPY on PostgreSQL, see infra.bulkcopy)."""
     if connection.vendor == "postgresql":
-        table = CuratedImage._meta.db_table
-        with connection.cursor() as cur:
-            with cur.cursor.copy(f"COPY {table} ({', '.join(_RESULT_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        copy_rows(CuratedImage._meta.db_table, _RESULT_COLUMNS, rows)
         return
     CuratedImage.objects.bulk_create(
         [CuratedImage(**dict(zip(_RESULT_COLUMNS, r, strict=True))) for r in rows], batch_size=500
+    )
+
+
+def curation_run_pending_chunks(*, run_id: int) -> list[int]:
+    """Indexes of the run's chunks that are not done yet, in order."""
+    return list(
+        CurationChunk.objects.filter(run_id=run_id)
+        .exclude(status=CurationChunk.Status.DONE)
+        .order_by("index")
+        .values_list("index", flat=True)
     )
 
 
@@ -422,9 +427,7 @@ def curation_run_restart(*, run_id: int) -> CurationRun:
         run.error = ""
         run.finished_at = None
         run.save(update_fields=["status", "error", "finished_at"])
-        from curation.tasks import launch_run
-
-        transaction.on_commit(lambda: launch_run(run.id))
+        enqueue_task("curation.launch", run.id)
     return run
 
 

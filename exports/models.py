@@ -16,8 +16,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from catalog.errors import Conflict
 from catalog.models import Dataset
+from infra.errors import Conflict
 
 # Semantic Versioning 2.0.0 (semver.org), without the leading "v" people often write.
 SEMVER_PATTERN = (

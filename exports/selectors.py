@@ -10,14 +10,14 @@ from typing import Any, BinaryIO
 from django.db import connection
 from django.db.models import Count, QuerySet
 
-from catalog.errors import Conflict, DomainError, NotFound
 from catalog.factors import FACTOR_KEYS, RELEASE_FACTOR_ORDER
 from catalog.models import Image
-from catalog.roles import Role, has_role
 from catalog.selectors import factor_counts
 from curation.models import CuratedImage
 from exports import writers
 from exports.models import Release, ReleaseStatus
+from infra.errors import Conflict, DomainError, NotFound
+from infra.roles import Role, has_role
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from catalog.errors import Conflict, DomainError, NotFound
 from catalog.factors import RELEASE_FACTOR_ORDER
 from catalog.models import Dataset, ImageClass, ReferencePrototype, Split
 from curation.models import CuratedImage, CurationRun
 from exports import datasheet, writers
 from exports.models import SEMVER_RE, Release, ReleaseFile, ReleaseImmutable, ReleaseStatus
+from infra.enqueue import enqueue_task
+from infra.errors import Conflict, DomainError, NotFound
 from prototypes import selectors as prototype_selectors
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,6 @@ def release_build_start(*, release_id: int, user: Any, enqueue: bool = True) -> 
     `enqueue=False` leaves the build to the caller (release_build with the returned token),
     for command-line use without a worker.
     """
-    from exports import tasks  # the task module imports this one
-
     with transaction.atomic():
         release = _locked(release_id)
         if release.status == ReleaseStatus.PUBLISHED:
@@ -172,7 +171,7 @@ def release_build_start(*, release_id: int, user: Any, enqueue: bool = True) -> 
         release.save()
         token = release.build_token
         if enqueue:
-            transaction.on_commit(lambda: tasks.build_release.delay(release.pk, token))
+            enqueue_task("exports.build_release", release.pk, token)
     return release
 
 

@@ -45,7 +45,7 @@ class RunPrototypes(generics.ListAPIView):
         idx = self.request.query_params.get("class_index")
         if idx is not None:
             if not idx.isdigit():
-                from catalog.errors import DomainError
+                from infra.errors import DomainError
 
                 raise DomainError("class_index must be a non-negative integer.", field="class_index")
             qs = qs.filter(image_class__index=int(idx))

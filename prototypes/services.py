@@ -19,8 +19,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from catalog.errors import Conflict, DomainError, NotFound
 from catalog.models import Dataset, Image, ImageClass
+from infra.enqueue import enqueue_task, enqueue_tasks
+from infra.errors import Conflict, DomainError, NotFound
 from prototypes import engine
 from prototypes.models import (
     Prototype,
@@ -137,13 +138,7 @@ def prototype_run_create(
 
 
 def _enqueue_shards(*, run: PrototypeRun, shard_ids: list[int]) -> None:
-    from prototypes.tasks import score_shard
-
-    def send() -> None:
-        for sid in shard_ids:
-            score_shard.delay(sid)
-
-    transaction.on_commit(send)
+    enqueue_tasks("prototypes.score_shard", ([sid] for sid in shard_ids))
 
 
 @transaction.atomic
@@ -386,9 +381,7 @@ def _shard_finish(
 
 
 def _enqueue_merge(*, run_id: int) -> None:
-    from prototypes.tasks import merge_run
-
-    transaction.on_commit(lambda: merge_run.delay(run_id))
+    enqueue_task("prototypes.merge_run", run_id)
 
 
 def _store_selection(*, run: PrototypeRun, state: engine.TopKState) -> None:

@@ -168,7 +168,7 @@ def test_maintainer_creates_a_campaign_from_the_page(dataset, maintainer):
 
 @pytest.mark.embedded
 def test_my_annotations_links_a_rejected_answer_to_the_reviewers_comment(campaign, annotator, reviewer):
-    from annotator.review.services import review_reject
+    from review.services import review_reject
 
     a = assignment_next(campaign_id=campaign.id, user=annotator)
     ann = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer()).annotation

@@ -53,7 +53,7 @@ def test_user_annotation_needs_an_annotator(two_images):
 
 @pytest.mark.embedded
 def test_final_annotation_rule(two_images, annotator, other_annotator, django_user_model):
-    from catalog.selectors import final_annotations
+    from review.selectors import final_annotations
 
     single, multi = two_images
     imported = Annotation.objects.create(image=single, source="imported", source_release="r", status="accepted")

@@ -3,9 +3,9 @@
 import pytest
 from django.urls import reverse
 
-from annotator.review import services
-from annotator.review.models import ReviewDecision
 from catalog.models import Annotation
+from review import services
+from review.models import ReviewDecision
 from tests.conftest import client_for
 from tests.review.conftest import answer
 
@@ -264,7 +264,7 @@ def test_an_unknown_action_is_404(world, reviewer):
 
 
 def test_maintainers_change_the_audit_settings_and_reviewers_cannot(world, maintainer, reviewer):
-    from annotator.review.models import AuditSettings
+    from review.models import AuditSettings
 
     data = {
         "base_rate": 0.2,
@@ -288,7 +288,7 @@ def test_maintainers_change_the_audit_settings_and_reviewers_cannot(world, maint
 
 @pytest.mark.parametrize("field, value", [("base_rate", 1.5), ("consensus_threshold", 0.3), ("min_annotations", 1)])
 def test_out_of_range_settings_are_refused_at_the_field(world, maintainer, field, value):
-    from annotator.review.models import AuditSettings
+    from review.models import AuditSettings
 
     c = client_for(maintainer)
     c.get(reverse("review:settings"))

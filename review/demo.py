@@ -19,10 +19,10 @@ from typing import TextIO
 import numpy as np
 from django.contrib.auth import get_user_model
 
-from annotator.review import services
-from annotator.review.models import AuditSettings, ConsistencyFlag
 from catalog.factors import FACTOR_KEYS, FACTORS_BY_KEY
 from catalog.models import Annotation
+from review import services
+from review.models import AuditSettings, ConsistencyFlag
 
 SINGLES_EACH = 8
 # Answers for the photos without known factors, chosen by image id (stable between runs).

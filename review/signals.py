@@ -9,24 +9,21 @@ must go through a version row created with .create()/.save().)
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from catalog.models import AnnotationVersion
+from infra.enqueue import enqueue_task
 
 
 @receiver(post_save, sender=AnnotationVersion, dispatch_uid="review_audit_annotation_version")
 def _audit_annotation_version(sender, instance: AnnotationVersion, created: bool, raw: bool = False, **kwargs):
     if not created or raw:
         return
-    from annotator.review import services
+    from review import services
 
     event = services.audit_record_version(version=instance)
     if event is None or not getattr(settings, "REVIEW_CHECKS_ON_SUBMIT", True):
         return
-    from annotator.review.tasks import review_after_submit
-
-    annotation_id = instance.annotation_id
-    # After commit: the worker must see the row; a rolled-back submit enqueues nothing.
-    transaction.on_commit(lambda: review_after_submit.delay(annotation_id))
+    # After commit (infra.enqueue): the worker must see the row; a rolled-back submit enqueues nothing.
+    enqueue_task("review.after_submit", instance.annotation_id)

@@ -9,13 +9,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.review import selectors, services
-from annotator.review.models import AuditSettings
-from annotator.review.views import QualityFilterForm
-from catalog.errors import DomainError
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationSource, Image
-from catalog.roles import Role, role_permission
+from infra.errors import DomainError
+from infra.roles import Role, role_permission
+from review import selectors, services
+from review.models import AuditSettings
+from review.views import QualityFilterForm
 
 ReviewerPermission = role_permission(Role.REVIEWER, Role.MAINTAINER)
 

@@ -12,13 +12,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotator.review import charts, selectors, services
-from annotator.review.models import AuditSettings
-from catalog.errors import DomainError
 from catalog.factors import FACTORS, FACTORS_BY_KEY
 from catalog.models import Annotation, AnnotationSource, Dataset, Image
-from catalog.roles import Role, role_required
+from infra.errors import DomainError
+from infra.roles import Role, role_required
 from prototypes.selectors import prototypes_for_class
+from review import charts, selectors, services
+from review.models import AuditSettings
 
 REVIEW_ROLES = (Role.REVIEWER, Role.MAINTAINER)
 

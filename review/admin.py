@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from annotator.review.models import AuditSettings
+from review.models import AuditSettings
 
 
 @admin.register(AuditSettings)

@@ -1,6 +1,6 @@
 """Text/checkbox consistency: does the justification agree with the ticked factors?
 
-No Django import (runs in a worker or a notebook). Uses curation.embeddings' spaCy model for
+No Django import (runs in a worker or a notebook). Uses infra.embeddings' spaCy model for
 tokenisation and word vectors.
 
 The rule, and why it is built this way:

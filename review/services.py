@@ -14,8 +14,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from django.db import IntegrityError, transaction
 
-from annotator.review import metrics
-from annotator.review.models import (
+from catalog.factors import FACTOR_KEYS
+from catalog.models import Annotation, AnnotationSource, AnnotationStatus, AnnotationVersion, Image
+from infra.errors import Conflict, DomainError, Forbidden, NotFound
+from infra.roles import Role, has_role
+from review import metrics
+from review.models import (
     AdjudicationMethod,
     AdjudicationRecord,
     AuditAction,
@@ -25,10 +29,6 @@ from annotator.review.models import (
     ReviewAction,
     ReviewDecision,
 )
-from catalog.errors import Conflict, DomainError, Forbidden, NotFound
-from catalog.factors import FACTOR_KEYS
-from catalog.models import Annotation, AnnotationSource, AnnotationStatus, AnnotationVersion, Image
-from catalog.roles import Role, has_role
 
 MAX_COMMENT = 2000
 MAX_JUSTIFICATION = 2000
@@ -413,7 +413,7 @@ def adjudication_auto_accept(*, image_ids: Iterable[int] | None = None) -> int:
     Does nothing unless AuditSettings.auto_accept_full_agreement is on. "Complete" = the image
     has the answers it needs (selectors.multi_annotated_images). Returns how many were settled.
     """
-    from annotator.review import selectors
+    from review import selectors
 
     settings_ = AuditSettings.current()
     if not settings_.auto_accept_full_agreement:
@@ -455,7 +455,7 @@ def consistency_check(*, annotation_ids: Iterable[int]) -> int:
     """
     from django.conf import settings
 
-    from curation.embeddings import load_nlp
+    from infra.embeddings import load_nlp
 
     anns = list(
         Annotation.objects.filter(pk__in=list(annotation_ids), source=AnnotationSource.USER).exclude(justification="")
@@ -493,7 +493,7 @@ _MATCHERS: dict[int, object] = {}
 
 def _matcher(nlp):
     # The matcher precomputes the cue vectors once per loaded model.
-    from annotator.review.consistency import CueMatcher
+    from review.consistency import CueMatcher
 
     key = id(nlp)
     if key not in _MATCHERS:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator.review import views
+from review import views
 
 app_name = "review"
 urlpatterns = [

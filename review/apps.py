@@ -3,9 +3,9 @@ from django.apps import AppConfig
 
 class ReviewConfig(AppConfig):
     # Review and audit live under annotator/ (DESIGN.md) but own their tables and migrations.
-    name = "annotator.review"
+    name = "review"
     label = "review"
     verbose_name = "Review and quality"
 
     def ready(self) -> None:
-        from annotator.review import signals  # noqa: F401  (connects the audit-trail hooks)
+        from review import signals  # noqa: F401  (connects the audit-trail hooks)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotator.review import api
+from review import api
 
 app_name = "review-api"
 urlpatterns = [
