@@ -12,7 +12,6 @@ urlpatterns = [
     path("curation/", include("curation.urls")),
     path("releases/", include("exports.urls")),
     # REST API
-    path("api/catalog/", include("catalog.api_urls")),
     path("api/prototypes/", include("prototypes.api_urls")),
     path("api/annotate/", include("annotator.api_urls")),
     path("api/review/", include("review.api_urls")),

@@ -35,7 +35,7 @@ def launch_run(run_id: int) -> None:
 
 @shared_task(bind=True, name="curation.chunk", max_retries=CHUNK_MAX_RETRIES, acks_late=True)
 def process_chunk(self, run_id: int, index: int) -> int:
-    throttle = getattr(settings, "CURATION_CHUNK_THROTTLE_S", 0.0)
+    throttle = settings.CURATION_CHUNK_THROTTLE_S
     if throttle:
         time.sleep(throttle)
     try:

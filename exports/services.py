@@ -39,7 +39,7 @@ MANIFEST_NAME = "MANIFEST"
 
 
 def releases_root() -> Path:
-    return Path(getattr(settings, "EXPORTS_ROOT", None) or Path(settings.MEDIA_ROOT) / "releases")
+    return Path(settings.EXPORTS_ROOT or Path(settings.MEDIA_ROOT) / "releases")
 
 
 def release_dir(release: Release) -> Path:
@@ -48,13 +48,13 @@ def release_dir(release: Release) -> Path:
 
 def _chunk_size() -> int:
     # Rows fetched per round trip of the server-side cursor; also how often progress is saved.
-    return int(getattr(settings, "EXPORTS_CHUNK_SIZE", 5000))
+    return int(settings.EXPORTS_CHUNK_SIZE)
 
 
 def _stale_after() -> timedelta:
     # A `building` release whose worker has not reported for this long is presumed dead and may
     # be built again (each chunk reports, so a live worker is never this quiet).
-    return timedelta(seconds=int(getattr(settings, "EXPORTS_BUILD_STALE_SECONDS", 300)))
+    return timedelta(seconds=int(settings.EXPORTS_BUILD_STALE_SECONDS))
 
 
 def normalize_version(version: str) -> str:
@@ -367,7 +367,7 @@ def _prototype_file_names(dataset: Dataset) -> tuple[list[str], dict[str, Any]]:
     """
     run = prototype_selectors.current_run(dataset_id=dataset.id)
     classes = ImageClass.objects.filter(dataset=dataset).order_by("index")
-    k = int(getattr(settings, "PROTOTYPES_PER_CLASS", 3))
+    k = settings.PROTOTYPES_PER_CLASS
     if run is not None:
         names = []
         for cls in classes:

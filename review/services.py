@@ -9,6 +9,7 @@ Nothing is lost: the loser's request changes nothing and the winner's decision s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -455,14 +456,12 @@ def consistency_check(*, annotation_ids: Iterable[int]) -> int:
     """
     from django.conf import settings
 
-    from infra.embeddings import load_nlp
-
     anns = list(
         Annotation.objects.filter(pk__in=list(annotation_ids), source=AnnotationSource.USER).exclude(justification="")
     )
     if not anns:
         return 0
-    matcher = _matcher(load_nlp(settings.SPACY_MODEL))
+    matcher = _matcher(settings.SPACY_MODEL)
     results = matcher.check_many([(a.justification, a.selected_factors) for a in anns])
     created = 0
     for ann, flags in zip(anns, results, strict=True):
@@ -488,17 +487,14 @@ def consistency_check(*, annotation_ids: Iterable[int]) -> int:
     return created
 
 
-_MATCHERS: dict[int, object] = {}
-
-
-def _matcher(nlp):
-    # The matcher precomputes the cue vectors once per loaded model.
+@functools.lru_cache(maxsize=2)
+def _matcher(model_name: str):
+    # The matcher precomputes the cue vectors once per spaCy model (load_nlp caches the model
+    # by name too); keyed by name, not id(nlp), which a collected model's successor can reuse.
+    from infra.embeddings import load_nlp
     from review.consistency import CueMatcher
 
-    key = id(nlp)
-    if key not in _MATCHERS:
-        _MATCHERS[key] = CueMatcher(nlp)
-    return _MATCHERS[key]
+    return CueMatcher(load_nlp(model_name))
 
 
 def review_after_submit(*, annotation_id: int) -> dict:

@@ -23,7 +23,7 @@ def _audit_annotation_version(sender, instance: AnnotationVersion, created: bool
     from review import services
 
     event = services.audit_record_version(version=instance)
-    if event is None or not getattr(settings, "REVIEW_CHECKS_ON_SUBMIT", True):
+    if event is None or not settings.REVIEW_CHECKS_ON_SUBMIT:
         return
     # After commit (infra.enqueue): the worker must see the row; a rolled-back submit enqueues nothing.
     enqueue_task("review.after_submit", instance.annotation_id)
