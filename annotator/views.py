@@ -22,7 +22,7 @@ from infra.errors import DomainError
 from infra.roles import Role, role_required
 from prototypes.selectors import prototypes_for_class
 
-ANY_ROLE = (Role.ANNOTATOR, Role.REVIEWER, Role.MAINTAINER)
+ANY_ROLE = (Role.ANNOTATOR, Role.REVIEWER, Role.MAINTAINER, Role.RESEARCHER)
 
 
 @role_required(Role.ANNOTATOR)

@@ -22,6 +22,8 @@ class Role(models.TextChoices):
     ANNOTATOR = "annotator", "annotator"
     REVIEWER = "reviewer", "reviewer"
     MAINTAINER = "maintainer", "maintainer"
+    # Reads the curated dataset (explorer, evaluation) without reviewing or curating it.
+    RESEARCHER = "researcher", "researcher"
 
 
 # A role grants its own pages plus those of the roles listed here.
@@ -29,6 +31,7 @@ _IMPLIED: dict[str, set[str]] = {
     Role.ANNOTATOR: {Role.ANNOTATOR},
     Role.REVIEWER: {Role.REVIEWER},
     Role.MAINTAINER: {Role.MAINTAINER, Role.REVIEWER},
+    Role.RESEARCHER: {Role.RESEARCHER},
 }
 
 
