@@ -1,6 +1,6 @@
 """Writes of the prototype service: create runs, score shards, merge, mark current.
 
-The compute lives in prototypes/engine.py (no Django); these functions feed it the dataset's
+The compute lives in prototypes/engine/ (no Django); these functions feed it the dataset's
 paths and store what it returns. The database is the source of truth for progress and for
 resuming: a finished shard keeps its top-k state, so a crash only redoes unfinished shards.
 """
@@ -511,7 +511,7 @@ def prototype_run_from_predictions(
         images_scored=scored,
         images_skipped=len(skipped),
         weights_id=f"predictions:{p.name}",
-        weights_sha256=engine._sha256(p),
+        weights_sha256=engine.file_sha256(p),
         library_versions=engine.library_versions(),
         wall_s=wall,
         images_per_s=scored / wall if wall else None,
