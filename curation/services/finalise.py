@@ -36,6 +36,8 @@ def curation_finalise(*, run_id: int) -> CurationRun:
     Raises RunNotReady while chunks are pending (the task retries); a run is never `done`
     with part of its results.
     """
+    # Imported here, not at the top: matplotlib and scipy load only where runs finalise (the
+    # workers import them at start through curation.tasks), not in every web process.
     from curation import figures, statistics
 
     run = CurationRun.objects.get(pk=run_id)
