@@ -72,10 +72,10 @@ def test_everyone_signed_in_lists_and_downloads_published_releases(request, two_
     listing = responses[pages["list"]].content.decode()
     assert "1.0.0" in listing and "1.1.0" in listing
     assert new.archive_sha256 in responses[pages["detail"]].content.decode()
+    bodies = {kind: _body(responses[pages[kind]]) for kind in ("archive", "file")}  # a stream reads once
     for kind, sha in (("archive", new.archive_sha256), ("file", new.files.get(name="datasheet.json").sha256)):
-        r = responses[pages[kind]]
-        assert r["X-Checksum-SHA256"] == sha == hashlib.sha256(_body(r)).hexdigest()
-    assert json.loads(_body(responses[pages["file"]]))["version"] == "1.1.0"
+        assert responses[pages[kind]]["X-Checksum-SHA256"] == sha == hashlib.sha256(bodies[kind]).hexdigest()
+    assert json.loads(bodies["file"])["version"] == "1.1.0"
     assert "v1.0.0 → v1.1.0" in responses[pages["diff"]].content.decode()
     assert {r["version"] for r in responses[apis["list"]].json()} == {"1.0.0", "1.1.0"}
     detail = responses[apis["detail"]].json()
