@@ -23,5 +23,5 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("catalog", "0004_image_class_plural")]
+    dependencies = [("catalog", "0005_annotationversion_append_only")]
     operations = [migrations.RunPython(create, drop)]

@@ -20,5 +20,5 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("curation", "0002_chunks_models_figures")]
+    dependencies = [("curation", "0004_curationrun_campaign_fk")]
     operations = [migrations.RunPython(create, drop)]
