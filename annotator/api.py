@@ -60,8 +60,11 @@ class AnswerSerializer(serializers.Serializer):
     justification = serializers.CharField(allow_blank=True, max_length=JUSTIFICATION_MAX, trim_whitespace=False)
     one_word = serializers.CharField(allow_blank=True, max_length=ONE_WORD_MAX)
     time_on_task_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    main_factor = serializers.CharField(required=False, allow_blank=True, max_length=32, default="")
 
     def to_answer(self) -> Answer:
+        # Whether the campaign requires a main factor is the submit service's check (it knows
+        # the assignment); here the answer's own rule: the main factor must be ticked.
         d = self.validated_data
         return answer_clean(
             factors=list(d["factors"]),
@@ -69,6 +72,7 @@ class AnswerSerializer(serializers.Serializer):
             justification=d["justification"],
             one_word=d["one_word"],
             time_on_task_ms=d.get("time_on_task_ms"),
+            main_factor=d.get("main_factor") or "",
         )
 
 
@@ -98,6 +102,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "nothing_differs",
             "justification",
             "one_word",
+            "main_factor",
             "status",
             "version",
             "time_on_task_ms",

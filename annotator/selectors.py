@@ -96,6 +96,21 @@ def annotation_of(*, user, annotation_id: int) -> Annotation | None:
     return annotations_of(user=user).filter(pk=annotation_id).first()
 
 
+def asks_main_factor(assignment: Assignment) -> bool:
+    """Whether this assignment's form asks for the main factor (work items of campaigns that ask;
+    qualification and gold answers are scored on their factors only)."""
+    return assignment.kind == AssignmentKind.WORK and assignment.campaign.ask_main_factor
+
+
+def annotation_asks_main_factor(annotation: Annotation) -> bool:
+    """Whether revising this answer asks for the main factor: it has one, or the campaign it was
+    given in asks for one."""
+    return (
+        bool(annotation.main_factor)
+        or Assignment.objects.filter(annotation=annotation, campaign__ask_main_factor=True).exists()
+    )
+
+
 def assignment_of(*, user, assignment_id: int) -> Assignment | None:
     """The user's own assignment (None for anyone else's: callers answer 404)."""
     return (

@@ -31,6 +31,8 @@ class CorrectionIn(DecisionIn):
     nothing_differs = serializers.BooleanField(default=False)
     justification = serializers.CharField(allow_blank=True, max_length=JUSTIFICATION_MAX)
     one_word = serializers.CharField(required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="")
+    # Absent: keep the annotator's main factor; "" clears it (allowed only where none is needed).
+    main_factor = serializers.CharField(required=False, allow_blank=True, max_length=32, default=None, allow_null=True)
 
 
 class AdjudicationIn(serializers.Serializer):
@@ -135,6 +137,7 @@ class DecisionApi(APIView):
                 justification=d["justification"],
                 one_word=d["one_word"],
                 comment=d["comment"],
+                main_factor=d.get("main_factor"),
             )
         else:
             d = _valid(DecisionIn, request.data)

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from catalog.factors import FACTOR_KEYS, META_LABELS
 from catalog.models import Split
+from curation.models import TopFactorSource
 from infra.errors import DomainError
 
 BASES = ("final", "run")
@@ -33,6 +34,7 @@ REVIEW_STATUSES: dict[str, str] = {
     "imported": "imported release",
     "user": "an annotator's answer (any review status)",
 }
+TOP_SOURCES: dict[str, str] = dict(TopFactorSource.choices)
 PAGE_SIZES = (24, 48, 96, 200)
 DEFAULT_PAGE_SIZE = 48
 MAX_QUERY_LENGTH = 200
@@ -175,7 +177,7 @@ def _choice(params: Any, key: str, allowed: Iterable[str], what: str) -> str:
     return value
 
 
-def parse_query(params: Any, *, top_sources: Iterable[str] = ()) -> ExplorerQuery:
+def parse_query(params: Any) -> ExplorerQuery:
     """An ExplorerQuery from request.GET (a QueryDict); DomainError (400) for a bad value."""
     factors = tuple(dict.fromkeys(v.strip() for v in params.getlist("factor") if v.strip()))
     unknown = [k for k in factors if k not in FACTOR_KEYS]
@@ -213,7 +215,7 @@ def parse_query(params: Any, *, top_sources: Iterable[str] = ()) -> ExplorerQuer
         factors=factors,
         mode=_choice(params, "mode", FACTOR_MODES, "a factor mode") or "all",
         top=_choice(params, "top", [*FACTOR_KEYS, "none"], "a factor (or none)"),
-        top_source=_choice(params, "top_source", top_sources, "a top-factor source") if top_sources else "",
+        top_source=_choice(params, "top_source", [*TOP_SOURCES, "none"], "a top-factor source"),
         ref_top=_choice(params, "ref_top", [*FACTOR_KEYS, "none", "any"], "a factor (or none, any)"),
         agrees=_choice(params, "agrees", ["yes", "no"], "yes or no"),
         nf_min=nf_min,

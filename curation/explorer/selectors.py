@@ -252,6 +252,10 @@ def _build(dataset: Dataset, query: ExplorerQuery, run: CurationRun | None, *, f
         sql.add(f"{ref} <> '' AND ci.{_q('top_factor')} = {ref}")
     elif query.agrees == "no":
         sql.add(f"{ref} <> '' AND ci.{_q('top_factor')} <> {ref}")
+    if query.top_source == "none":
+        sql.add(f"(ci.{_q('id')} IS NULL OR ci.{_q('top_factor_source')} = '')")
+    elif query.top_source:
+        sql.add(f"ci.{_q('top_factor_source')} = %s", query.top_source)
     if query.no_vector:
         sql.add(f"ci.{_q('text_has_vector')} = %s", False)
     if query.status:

@@ -104,19 +104,30 @@ def review_correct(
     justification: str,
     one_word: str = "",
     comment: str = "",
+    main_factor: str | None = None,
 ) -> Annotation:
-    """The reviewer's edit becomes a new version and the current state; earlier versions stay."""
-    answer = reviewer_answer(
-        factors=factors, nothing_differs=nothing_differs, justification=justification, one_word=one_word
-    )
+    """The reviewer's edit becomes a new version and the current state; earlier versions stay.
+
+    `main_factor`: the reviewer's main factor; None keeps the annotator's. An answer that named
+    a main factor keeps one (with a single ticked factor it is implied), and it must be ticked.
+    """
     comment = clean_comment(comment)
     ann = _lock_for_review(annotation_id=annotation_id, reviewer=reviewer, expected_version=expected_version)
+    answer = reviewer_answer(
+        factors=factors,
+        nothing_differs=nothing_differs,
+        justification=justification,
+        one_word=one_word,
+        main_factor=ann.main_factor if main_factor is None else main_factor,
+        main_factor_required=bool(ann.main_factor),
+    )
     before = ann.snapshot()
     for k, ticked in factor_flags(answer.factors).items():
         setattr(ann, k, ticked)
     ann.nothing_differs = answer.nothing_differs
     ann.justification = answer.justification
     ann.one_word = answer.one_word
+    ann.main_factor = answer.main_factor
     ann.status = AnnotationStatus.CORRECTED
     annotation_version_append(annotation=ann, author=reviewer, reason="review:correct")
     _decide(ann, reviewer, ReviewAction.CORRECT, expected_version, comment)
