@@ -98,7 +98,9 @@ def test_revise_via_api_adds_a_version(campaign, annotator):
     aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
     c.post(f"/api/annotate/assignments/{aid}/submit", ANSWER, format="json")
     ann = Annotation.objects.get()
-    resp = c.put(f"/api/annotate/annotations/{ann.id}", {**ANSWER, "factors": ["color"], "main_factor": ""}, format="json")
+    resp = c.put(
+        f"/api/annotate/annotations/{ann.id}", {**ANSWER, "factors": ["color"], "main_factor": ""}, format="json"
+    )
     assert resp.status_code == 200 and resp.json()["version"] == 2
 
 
