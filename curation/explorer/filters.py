@@ -119,7 +119,7 @@ class ExplorerQuery:
 
     def params(self, **overrides: Any) -> list[tuple[str, str]]:
         """The query string pairs of this query (pagination cursors left out unless overridden)."""
-        q = replace(self, after=None, before=None, **overrides)
+        q = replace(self, **{"after": None, "before": None, **overrides})
         out: list[tuple[str, str]] = []
         if q.basis != "final":
             out.append(("basis", q.basis))

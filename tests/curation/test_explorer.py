@@ -188,16 +188,30 @@ def test_pages_follow_the_image_order_without_gaps_or_repeats(ds):
     assert [r.image.pk for r in back.rows] == seen[:24]
 
 
+def test_the_gallery_links_the_next_and_previous_pages(ds, reviewer):
+    c = client_for(reviewer)
+    first = c.get(url(ds, per=24, split="val", factor="pose"))
+    assert first.status_code == 200
+    ids = sorted(Image.objects.filter(dataset=ds).values_list("id", flat=True))
+    r = c.get(url(ds, per=24))
+    assert r.status_code == 200 and r.context["next_qs"] == f"per=24&after={ids[23]}"
+    second = c.get(url(ds, per=24, after=ids[23]))
+    assert [row.image.pk for row in second.context["page"].rows] == ids[24:]
+    assert second.context["next_qs"] is None and second.context["prev_qs"] == f"per=24&before={ids[24]}"
+    back = c.get(url(ds, per=24, before=ids[24]))
+    assert [row.image.pk for row in back.context["page"].rows] == ids[:24]
+
+
 def test_the_query_count_does_not_grow_with_the_page_size(ds, reviewer):
     c = client_for(reviewer)
     c.get(url(ds))  # session, content types: warm
     counts = {}
     for per in (24, 48):
         with CaptureQueriesContext(connection) as ctx:
-            r = c.get(url(ds, per=per, factor="pose"))
+            r = c.get(url(ds, per=per))
         assert r.status_code == 200
         counts[per] = len(ctx.captured_queries)
-    assert page_of(ds, "per=24").rows and len(page_of(ds, "per=48").rows) == 32
+    assert len(page_of(ds, "per=24").rows) == 24 and len(page_of(ds, "per=48").rows) == 32
     assert counts[24] == counts[48]
     with CaptureQueriesContext(connection) as ctx24:
         page_of(ds, "per=24&basis=final")
