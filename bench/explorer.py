@@ -67,9 +67,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "explorer.json"))
     args = ap.parse_args()
-    os.environ.update(
-        {"DATABASE_URL": args.database_url, "TESTING": "1", "DJANGO_SETTINGS_MODULE": "config.settings"}
-    )
+    os.environ.update({"DATABASE_URL": args.database_url, "TESTING": "1", "DJANGO_SETTINGS_MODULE": "config.settings"})
     os.environ.pop("CELERY_BROKER_URL", None)  # curate in-process if a run is needed
 
     import django
@@ -177,7 +175,7 @@ def main() -> None:
     all_naive = [v for vs in naive_ms.values() for v in vs]
     out = {
         "benchmark": "explorer filtered gallery page (48 images) on the ImageNet-X import",
-        "command": "bench/explorer.py --repeats %d" % args.repeats,
+        "command": f"bench/explorer.py --repeats {args.repeats}",
         "images": Annotation.objects.filter(image__dataset=ds).count(),
         "curation_run": run.pk,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},

@@ -63,9 +63,9 @@ class CurationRun(models.Model):
 class TopFactorSource(models.TextChoices):
     """Where a curated image's top factor comes from."""
 
-    ANNOTATOR = "annotator", "the final answer's main factor (annotator or correcting reviewer)"
-    SINGLE = "single", "the only selected factor"
-    SELECTOR = "selector", "the run's selector (params say which)"
+    ANNOTATOR = "annotator", "main factor named by the annotator (or a correcting reviewer)"
+    SINGLE = "single", "the only ticked factor"
+    SELECTOR = "selector", "chosen by the run's selector"
 
 
 class CuratedImage(FactorFlags):

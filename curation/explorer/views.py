@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from catalog.factors import FACTOR_KEYS, FACTORS, META_LABELS
@@ -48,6 +50,14 @@ def gallery(request, slug: str):
     except DomainError as exc:
         return _error(request, dataset, exc)
     qs = query.query_string()
+    choices = selectors.filter_choices(dataset)
+    # Built here, not with a template loop: a dataset has up to a thousand classes and the
+    # template engine would spend most of the page's time on this one <select>.
+    class_options = mark_safe('<option value="">any</option>') + format_html_join(
+        "",
+        '<option value="{}"{}>{}: {}</option>',
+        ((i, " selected" if query.class_index == i else "", i, name) for i, name in choices["classes"]),
+    )
     return render(
         request,
         "curation/explorer/gallery.html",
@@ -58,7 +68,8 @@ def gallery(request, slug: str):
             "qs": qs,
             "next_qs": query.query_string(after=page.next_after) if page.next_after is not None else None,
             "prev_qs": query.query_string(before=page.prev_before) if page.prev_before is not None else None,
-            "choices": selectors.filter_choices(dataset),
+            "choices": choices,
+            "class_options": class_options,
             "factors": FACTORS,
             "factor_keys": FACTOR_KEYS,
             "meta_labels": META_LABELS,

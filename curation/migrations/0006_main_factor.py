@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='curatedimage',
             name='top_factor_source',
-            field=models.CharField(blank=True, choices=[('annotator', "the final answer's main factor (annotator or correcting reviewer)"), ('single', 'the only selected factor'), ('selector', "the run's selector (params say which)")], max_length=16),
+            field=models.CharField(blank=True, choices=[('annotator', 'main factor named by the annotator (or a correcting reviewer)'), ('single', 'the only ticked factor'), ('selector', "chosen by the run's selector")], max_length=16),
         ),
         migrations.RunSQL(BACKFILL, migrations.RunSQL.noop),
         migrations.AddConstraint(

@@ -7,20 +7,27 @@
   if (!radios.length) return;
   const boxOf = (r) => document.getElementById(r.dataset.mainFor);
   const nothing = document.getElementById("id_nothing_differs");
+  // A main factor marked only because it was the single ticked one is "implied": ticking a
+  // second factor clears it, so that the annotator chooses rather than inherits the first tick.
+  let implied = null;
   function sync() {
     const ticked = radios.filter((r) => boxOf(r).checked);
     radios.forEach((r) => {
       const on = boxOf(r).checked;
       r.disabled = !on;
       if (!on) r.checked = false;
-      r.closest(".factor-row").classList.toggle("is-main", r.checked);
     });
-    if (ticked.length === 1) ticked[0].checked = true;
+    if (implied && (!implied.checked || ticked.length !== 1)) {
+      implied.checked = false;
+      implied = null;
+    }
+    if (ticked.length === 1 && !ticked[0].checked) { ticked[0].checked = true; implied = ticked[0]; }
     radios.forEach((r) => r.closest(".factor-row").classList.toggle("is-main", r.checked));
   }
+  function choose(r) { implied = null; r.disabled = false; r.checked = true; sync(); }
   radios.forEach((r) => {
     boxOf(r).addEventListener("change", sync);
-    r.addEventListener("change", sync);
+    r.addEventListener("change", () => choose(r));
   });
   if (nothing) nothing.addEventListener("change", () => setTimeout(sync, 0));
   // Shortcut -> KeyboardEvent.code: Shift changes e.key ("1" -> "!") but not e.code.
@@ -38,9 +45,7 @@
     e.preventDefault();
     const box = boxOf(r);
     if (!box.checked) { box.checked = true; if (nothing) nothing.checked = false; }
-    r.disabled = false;
-    r.checked = true;
-    sync();
+    choose(r);
   });
   // Other scripts tick boxes by keyboard without a change event: keep the radios in step.
   document.addEventListener("keyup", sync);
