@@ -178,7 +178,13 @@ def main() -> None:
         "command": f"bench/explorer.py --repeats {args.repeats}",
         "images": Annotation.objects.filter(image__dataset=ds).count(),
         "curation_run": run.pk,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            # Other jobs share the machine: the 1/5/15-minute load averages when the run ended.
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+        },
         "database": connection.vendor,
         "figure": {
             "what": "p95 of a full gallery request over the filters below (view + queries + template)",
