@@ -21,7 +21,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from catalog.factors import FACTOR_KEYS
@@ -38,7 +38,7 @@ def latest_done_run(dataset_id: int) -> CurationRun | None:
     """The dataset's most recent finished curation run (its top factors are the curated ones)."""
     return (
         CurationRun.objects.filter(dataset_id=dataset_id, status=CurationRun.Status.DONE)
-        .order_by("-finished_at", "-id")
+        .order_by(F("finished_at").desc(nulls_last=True), "-id")
         .first()
     )
 
@@ -414,7 +414,7 @@ def filter_choices(dataset: Dataset) -> dict[str, Any]:
         "classes": list(ImageClass.objects.filter(dataset=dataset).order_by("index").values_list("index", "name")),
         "runs": list(
             CurationRun.objects.filter(dataset=dataset, status=CurationRun.Status.DONE)
-            .order_by("-finished_at", "-id")
+            .order_by(F("finished_at").desc(nulls_last=True), "-id")
             .values_list("id", "finished_at")[:20]
         ),
     }
@@ -449,7 +449,7 @@ def image_detail(*, dataset: Dataset, image_id: int, run: CurationRun | None) ->
     curated_all = list(
         CuratedImage.objects.filter(image=image, run__status=CurationRun.Status.DONE)
         .select_related("run")
-        .order_by("-run__finished_at", "-run_id")
+        .order_by(F("run__finished_at").desc(nulls_last=True), "-run_id")
     )
     curated = next((c for c in curated_all if run is not None and c.run_id == run.pk), None)
     proto_run, protos = prototypes_for_class(image.image_class, k=3)
