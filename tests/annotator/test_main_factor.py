@@ -114,3 +114,24 @@ def test_revising_keeps_the_main_factor_in_every_version(campaign, annotator):
     assert [v.data["main_factor"] for v in versions] == ["darker", "color"]
     page = client_for(annotator).get(reverse("annotator:edit", args=[ann.pk])).content.decode()
     assert 'value="color" data-main-for="id_color" checked' in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_campaigns_that_existed_before_the_setting_keep_their_form():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("annotator", "0002_assignment_prototype_run_fk")], [("annotator", "0003_main_factor")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Dataset = apps.get_model("catalog", "Dataset")
+    OldCampaign = apps.get_model("annotator", "Campaign")
+    old = OldCampaign.objects.create(name="old", dataset=Dataset.objects.create(slug="old", name="old"))
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    assert Campaign.objects.get(pk=old.pk).ask_main_factor is False
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
