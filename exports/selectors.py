@@ -117,6 +117,9 @@ def release_datasheet_counts(release: Release) -> dict[str, Any] | None:
         "without_top": comp.get("Images without a top factor", {}),
         "rows": rows,
         "sources": sheet.get("collection_process", {}).get("Sources of the final answers", {}),
+        "multi_review": (sheet.get("collection_process", {}).get("Multi-review") or {}).get(
+            "images_with_two_or_more_annotators"
+        ),
         "top_sources": sheet.get("preprocessing_cleaning_labeling", {}).get("Sources of the top factors"),
     }
 

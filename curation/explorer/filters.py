@@ -72,6 +72,7 @@ _RESERVED = {
     "nf_max",
     "no_vector",
     "annotator",
+    "min_answers",
     "status",
     "q",
     "after",
@@ -108,6 +109,7 @@ class ExplorerQuery:
     nf_max: int | None = None
     no_vector: bool = False  # the run found no word vector in the text
     annotator: str = ""  # username: images this person answered
+    min_answers: int | None = None  # images with at least this many annotators' answers (multi-review)
     status: str = ""
     q: str = ""
     extra: tuple[tuple[str, str], ...] = ()
@@ -134,7 +136,7 @@ class ExplorerQuery:
         out += [("factor", k) for k in q.factors]
         if q.factors and q.mode != "all":
             out.append(("mode", q.mode))
-        for key in ("nf_min", "nf_max"):
+        for key in ("nf_min", "nf_max", "min_answers"):
             if getattr(q, key) is not None:
                 out.append((key, str(getattr(q, key))))
         if q.no_vector:
@@ -222,6 +224,7 @@ def parse_query(params: Any) -> ExplorerQuery:
         nf_max=nf_max,
         no_vector=no_vector == "1",
         annotator=(params.get("annotator") or "").strip()[:150],
+        min_answers=_int(params, "min_answers", minimum=1),
         status=_choice(params, "status", REVIEW_STATUSES, "a review status"),
         q=q,
         extra=tuple(extra),

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from catalog.factors import FACTOR_KEYS
@@ -117,6 +117,17 @@ def _image_restrictions(dataset: Dataset, query: ExplorerQuery) -> tuple[QuerySe
         restricted = True
     if query.annotator:
         qs = qs.filter(id__in=Annotation.objects.filter(annotator__username=query.annotator).values("image_id"))
+        restricted = True
+    if query.min_answers is not None:
+        # Every annotator's answer counts, superseded ones included (as the datasheet's multi-review).
+        multi = (
+            Annotation.objects.filter(source="user", image__dataset_id=dataset.pk)
+            .values("image_id")
+            .annotate(n=Count("id"))
+            .filter(n__gte=query.min_answers)
+            .values("image_id")
+        )
+        qs = qs.filter(id__in=multi)
         restricted = True
     filters = extra_filters()
     for key, value in query.extra:

@@ -148,6 +148,7 @@ def test_filters_read_the_final_answer_not_an_earlier_one(ds, annotator):
     assert count_of(ds, "q=sunlit") == 1 and count_of(ds, "q=dim") == 3
     assert count_of(ds, "status=accepted") == 1 and count_of(ds, "status=imported") == 31
     assert count_of(ds, f"annotator={annotator.username}") == 1
+    assert count_of(ds, "min_answers=1") == 1 and count_of(ds, "min_answers=2") == 0
 
 
 def test_selected_factors_all_of_and_any_of(ds):

@@ -88,3 +88,12 @@ def test_the_release_datasheet_records_the_source_of_each_top_factor(
     # The release page shows the datasheet's counts, each linking to its images.
     html = client_for(maintainer).get(reverse("exports:detail", args=[release.pk])).content.decode()
     assert 'id="datasheet-top-sources"' in html and "top_source=annotator" in html
+    # Every count of the datasheet's tables links to as many images.
+    import re
+    from html import unescape
+
+    c = client_for(maintainer)
+    links = re.findall(r'<a href="(/curation/explore/[^"]+)">(\d+)</a>', html)
+    assert len(links) >= 2 + 16 * 2 * 2 + 3
+    for href, n in links:
+        assert c.get(unescape(href)).context["page"].count == int(n), href
