@@ -48,7 +48,9 @@ def test_chunk_retries_exhausted_ends_the_run_failed_with_the_reason(celery_work
     # The stored model file disappears before the workers read it: every attempt fails.
     (settings.MEDIA_ROOT / model.path).unlink()
     services._learned.cache_clear()
-    run = services.curation_start(dataset_slug=ds.slug, selector="learned", chunk_size=4, user=maintainer)
+    run = services.curation_start(
+        dataset_slug=ds.slug, selector="learned", learned_version="learned-1", chunk_size=4, user=maintainer
+    )
     run = wait_for(run, timeout=90)
     assert run.status == "failed"
     assert "failed after 4 attempts" in run.error and "FileNotFoundError" in run.error
