@@ -35,7 +35,7 @@ from catalog.factors import FACTOR_KEYS  # noqa: E402
 from catalog.importers import default_release_path, read_classes, read_split  # noqa: E402
 from curation import topfactor, topfactor2  # noqa: E402
 from curation.agreement import agreement_summary  # noqa: E402
-from curation.embeddings import embed_texts, load_nlp, model_info  # noqa: E402
+from infra.embeddings import embed_texts, load_nlp, model_info  # noqa: E402
 
 GRIDS = {
     # C is the knob that matters most; the character n-grams and each feature block are checked as ablations.

@@ -18,14 +18,14 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from catalog.errors import DomainError, NotFound
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Dataset, Split
-from catalog.selectors import final_annotations
 from curation import topfactor, topfactor2
 from curation.agreement import agreement_summary
-from curation.embeddings import load_nlp, model_info
 from curation.models import SelectorModel
+from infra.embeddings import load_nlp, model_info
+from infra.errors import DomainError, NotFound
+from review.selectors import final_annotations
 
 # SelectorModel.name per learned selector version (learned-1 rows predate versions in names).
 MODEL_NAMES = {topfactor.LEARNED_SELECTOR_VERSION: "learned", topfactor2.VERSION: topfactor2.VERSION}

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import sparse
 
 from catalog.factors import FACTOR_KEYS
-from curation.embeddings import cosine_matrix, embed_texts
+from infra.embeddings import cosine_matrix, embed_texts
 
 VERSION = "learned-2"
 N_FACTORS = len(FACTOR_KEYS)

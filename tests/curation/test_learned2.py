@@ -8,11 +8,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from catalog.errors import DomainError
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Image
 from curation import selector_training, services, topfactor2
 from curation.models import CuratedImage, SelectorModel
+from infra.errors import DomainError
 from tests.conftest import client_for
 
 from .conftest import TEXTS, make_dataset

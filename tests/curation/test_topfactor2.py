@@ -8,7 +8,7 @@ import pytest
 
 from catalog.factors import FACTOR_KEYS
 from curation import topfactor, topfactor2
-from curation.embeddings import load_nlp
+from infra.embeddings import load_nlp
 
 pytestmark = pytest.mark.embedded
 
