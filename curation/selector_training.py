@@ -175,9 +175,10 @@ def held_out_agreement(*, df, model_row: SelectorModel | None, params: dict, dat
     if not has_ref.any():
         return None
     if params.get("selector") == "learned" and model_row is not None:
-        trained_on = model_row.params.get("trained_on") or {
+        trained_on = model_row.params.get("trained_on") or {  # learned-1 rows record less
             "dataset": model_row.params.get("dataset"),
             "splits": [model_row.params.get("split", "train")],
+            "images": model_row.metrics.get("n_train"),
         }
         splits = set(trained_on.get("splits") or [])
         ids = trained_image_ids(model_row)
@@ -202,7 +203,8 @@ def held_out_agreement(*, df, model_row: SelectorModel | None, params: dict, dat
     return {
         **held,
         "scope": "held-out images with two or more selected factors",
-        "trained_on": trained_on,
+        # Where the id file lies is the server's business, not the datasheet's.
+        "trained_on": {k: v for k, v in trained_on.items() if k != "image_ids_file"} if trained_on else None,
         "images_left_out": int((trained & has_ref).sum()),
         "rule": rule,
     }

@@ -53,6 +53,8 @@ def test_training_reads_only_train_images(spy_training):
     assert m.name == "learned-2" and m.params["split"] == "train"
     assert m.params["trained_on"]["images"] == 2 * N_TRAIN and m.params["trained_on"]["splits"] == ["train"]
     assert selector_training.trained_image_ids(m) == set(rows.image_ids)
+    run = learned2_run(ds)
+    assert "image_ids_file" not in run.stats["agreement_with_reference"]["trained_on"]  # no server path in stats
 
 
 def test_a_val_row_from_another_source_is_refused_and_nothing_is_stored(spy_training):
@@ -116,6 +118,9 @@ def test_learned1_stays_selectable_beside_learned2():
     run = learned2_run(ds, learned_version="learned-1")
     assert run.status == "done" and run.params["selector_version"] == "learned-1"
     assert run.selector_model.name == "learned"
+    a = run.stats["agreement_with_reference"]  # learned-1 too is scored on held-out images only
+    assert (a["images_multi_factor"], a["images_left_out"]) == (VAL_MULTI, TRAIN_MULTI)
+    assert a["trained_on"] == {"dataset": ds.slug, "splits": ["train"], "images": N_TRAIN}
     with pytest.raises(DomainError, match="learned_version must be one of"):
         services.curation_start(dataset_slug=ds.slug, selector="learned", learned_version="learned-9", enqueue=False)
 
