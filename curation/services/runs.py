@@ -58,6 +58,7 @@ def curation_start(
     text_field: str = topfactor.PAPER_DEFAULT_TEXT,
     factor_text: str = topfactor.PAPER_DEFAULT_FACTOR_TEXT,
     selector_model_id: int | None = None,
+    learned_version: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     spacy_model: str | None = None,
     user=None,
@@ -82,7 +83,11 @@ def curation_start(
     if not (1 <= int(chunk_size) <= MAX_CHUNK_SIZE):
         raise DomainError(f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}.", field="chunk_size")
     model_row, text_field, factor_text, selector_info = selector_params(
-        selector=selector, text_field=text_field, factor_text=factor_text, selector_model_id=selector_model_id
+        selector=selector,
+        text_field=text_field,
+        factor_text=factor_text,
+        selector_model_id=selector_model_id,
+        learned_version=learned_version,
     )
     spacy_name = spacy_model or settings.SPACY_MODEL
     try:
