@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("config", "infra", "catalog", "prototypes", "annotator", "review", "curation", "exports", "evaluation")
+PACKAGES = ("config", "infra", "accounts", "catalog", "prototypes", "annotator", "review", "curation", "exports", "evaluation")
 
 
 def _lint(cwd: Path) -> subprocess.CompletedProcess:
@@ -28,7 +28,9 @@ def _copy_tree(tmp_path: Path) -> Path:
     shutil.copy(REPO / "pyproject.toml", dst / "pyproject.toml")
     for name in PACKAGES:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "static", "templates"))
+            shutil.copytree(
+                REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "static", "templates")
+            )
     return dst
 
 
