@@ -18,6 +18,7 @@ from annotator import selectors, services
 from annotator.models import AssignmentKind
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation
+from infra.api import StrictCharField, answer_schema_extension
 from infra.errors import NotFound
 from infra.roles import Role, role_permission
 from prototypes.selectors import prototypes_for_class
@@ -34,8 +35,9 @@ class CampaignSerializer(serializers.Serializer):
 
 
 class ImageRefSerializer(serializers.Serializer):
+    # No file name: gold and qualification images were recognisable from theirs
+    # (espresso_brighter.jpg); the annotator needs only the pixels.
     id = serializers.IntegerField()
-    file_name = serializers.CharField()
     thumb_url = serializers.CharField()
     full_url = serializers.CharField()
 
@@ -55,14 +57,18 @@ class AssignmentSerializer(serializers.Serializer):
 
 class AnswerSerializer(serializers.Serializer):
     factors = serializers.ListField(
-        child=serializers.CharField(max_length=32), max_length=len(FACTOR_KEYS), allow_empty=True
+        child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
     )
     nothing_differs = serializers.BooleanField(default=False)
-    justification = serializers.CharField(
-        allow_blank=True, max_length=services.JUSTIFICATION_MAX, trim_whitespace=False
+    justification = StrictCharField(required_text=True, max_length=services.JUSTIFICATION_MAX)
+    # One to ONE_WORD_MAX_WORDS words, as answer_clean counts them.
+    one_word = StrictCharField(
+        max_length=services.ONE_WORD_MAX,
+        pattern=r"^\s*[^\s\u0000]+(\s+[^\s\u0000]+){0," + str(services.ONE_WORD_MAX_WORDS - 1) + r"}\s*$",
     )
-    one_word = serializers.CharField(allow_blank=True, max_length=services.ONE_WORD_MAX)
-    time_on_task_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    time_on_task_ms = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=services.TIME_ON_TASK_MAX_MS
+    )
 
     def to_answer(self) -> services.Answer:
         d = self.validated_data
@@ -75,19 +81,26 @@ class AnswerSerializer(serializers.Serializer):
         )
 
 
+AnswerSchema = answer_schema_extension("annotator.api.AnswerSerializer")
+
+
 class SubmitResultSerializer(serializers.Serializer):
     assignment = serializers.IntegerField()
     annotation = serializers.IntegerField(allow_null=True)
     feedback = serializers.DictField(allow_null=True)
 
 
+class SkipResultSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    status = serializers.CharField()
+
+
 class SkipSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=services.SKIP_REASON_MAX, allow_blank=True)
+    reason = StrictCharField(required_text=True, max_length=services.SKIP_REASON_MAX)
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
     factors = serializers.ListField(source="selected_factors", child=serializers.CharField())
-    file_name = serializers.CharField(source="image.file_name")
     class_name = serializers.CharField(source="image.image_class.name")
 
     class Meta:
@@ -95,7 +108,6 @@ class AnnotationSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "image",
-            "file_name",
             "class_name",
             "factors",
             "nothing_differs",
@@ -112,7 +124,6 @@ class AnnotationSerializer(serializers.ModelSerializer):
 def _image_ref(image) -> dict:
     return {
         "id": image.pk,
-        "file_name": image.file_name,
         "thumb_url": reverse("annotator:image", args=[image.pk, "thumb"]),
         "full_url": reverse("annotator:image", args=[image.pk, "full"]),
     }
@@ -209,7 +220,7 @@ class SkipApi(APIView):
 
     @extend_schema(
         request=SkipSerializer,
-        responses={200: OpenApiResponse(description="Skipped")},
+        responses={200: SkipResultSerializer},
         summary="Give an image back with a reason",
     )
     def post(self, request, assignment_id: int):

@@ -204,11 +204,10 @@ REST_FRAMEWORK = {
     # limit/offset checked and bounded (a bad value is a 400, not ignored or a 500).
     "DEFAULT_PAGINATION_CLASS": "infra.api.BoundedLimitOffsetPagination",
     # JSON nested deeper than infra.api.MAX_JSON_DEPTH is a 400 (it used to be a RecursionError).
-    "DEFAULT_PARSER_CLASSES": [
-        "infra.api.DepthLimitedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # The API speaks JSON only (the pages are Django forms): the schema then documents one
+    # request body type, the one every client of ours sends.
+    "DEFAULT_PARSER_CLASSES": ["infra.api.DepthLimitedJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "infra.errors.api_exception_handler",
 }
@@ -221,7 +220,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # `<id:...>` path parameters (infra.api.IdConverter) are bounded integers.
-    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**15 - 1}},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "infra.api.add_error_responses",

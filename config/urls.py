@@ -5,7 +5,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accounts.views import ThrottledLoginView
 from infra.api import IdConverter
 
-# `<id:pk>`: a database id of at most 18 digits; a longer one is a 404, not an OverflowError.
+# Under /api/ Django's own 400/403/404/500 answers come in the API's JSON error shape.
+handler400 = "infra.api.handler400"
+handler403 = "infra.api.handler403"
+handler404 = "infra.api.handler404"
+handler500 = "infra.api.handler500"
+
+# `<id:pk>`: a database id of at most 15 digits; a longer one is a 404, not an OverflowError.
 register_converter(IdConverter, "id")
 
 urlpatterns = [

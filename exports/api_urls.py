@@ -10,5 +10,5 @@ urlpatterns = [
     path("<id:pk>/build/", api.ReleaseBuild.as_view(), name="build"),
     path("<id:pk>/publish/", api.ReleasePublish.as_view(), name="publish"),
     path("<id:pk>/archive/", api.ReleaseDownload.as_view(), name="archive"),
-    path("<id:pk>/files/<str:name>", api.ReleaseDownload.as_view(), name="file"),
+    path("<id:pk>/files/<str:name>", api.ReleaseFileDownload.as_view(), name="file"),
 ]

@@ -9,6 +9,7 @@ import io
 import re
 from typing import Any
 
+from rest_framework import serializers
 from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
@@ -20,9 +21,15 @@ MAX_JSON_DEPTH = 32
 _OPENERS = frozenset(b"[{")
 _CLOSERS = frozenset(b"]}")
 
-# Database ids are signed 64-bit; 18 digits always fit, so a longer id in a URL cannot match
-# any row and is a 404 at URL resolution instead of an OverflowError in the query.
-MAX_ID = 10**18 - 1
+# Database ids are signed 64-bit. A URL id is at most 15 digits: far beyond any row we will
+# have, it always fits the column (a longer one is a 404 at URL resolution, never an
+# OverflowError in the query), and the bound is exact in the schema's JSON numbers (doubles).
+MAX_ID = 10**15 - 1
+
+
+def id_field(**kwargs) -> serializers.IntegerField:
+    """An id in a request body: bounded like the ids in URLs (a larger one matches no row)."""
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
 
 
 def json_depth(raw: bytes) -> int:
@@ -116,10 +123,69 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         return params
 
 
-class IdConverter:
-    """`<id:pk>` in URL patterns: a database id, at most 18 digits (see MAX_ID)."""
+# What DRF's CharField refuses on its own (NUL characters) is excluded in the schema too, so
+# that a client following the schema is never refused.
+_TEXT = r"^[^\u0000]*$"
+_REQUIRED_TEXT = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 
-    regex = "[0-9]{1,18}"
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans (DRF's CharField turns 123 into "123")
+    and states its rules in the schema as a pattern. With `required_text`, blank or
+    whitespace-only strings are refused too (the pattern asks for a non-space character)."""
+
+    def __init__(self, *, required_text: bool = False, pattern: str | None = None, **kwargs) -> None:
+        from django.core.validators import RegexValidator
+
+        if required_text:
+            kwargs["allow_blank"] = False
+        super().__init__(**kwargs)
+        # drf-spectacular writes the first RegexValidator's pattern into the schema.
+        regex = pattern or (_REQUIRED_TEXT if required_text else _TEXT)
+        self.validators.insert(
+            0, RegexValidator(regex, message="This field may not be blank." if required_text else "Invalid text.")
+        )
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def factors_or_nothing_differs(schema: dict) -> dict:
+    """Say in the schema what every answer needs: at least one factor, or `nothing_differs`
+    true with no factor (the services refuse anything else)."""
+    schema = dict(schema)
+    schema["oneOf"] = [
+        {
+            "required": ["nothing_differs"],
+            "properties": {"nothing_differs": {"enum": [True]}, "factors": {"maxItems": 0}},
+        },
+        {"required": ["factors"], "properties": {"nothing_differs": {"enum": [False]}, "factors": {"minItems": 1}}},
+    ]
+    return schema
+
+
+def answer_schema_extension(target: str) -> type:
+    """A drf-spectacular serializer extension adding factors_or_nothing_differs to `target`."""
+    from drf_spectacular.extensions import OpenApiSerializerExtension
+
+    class _Extension(OpenApiSerializerExtension):
+        target_class = target
+
+        def map_serializer(self, auto_schema, direction):
+            return factors_or_nothing_differs(
+                auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+            )
+
+    _Extension.__name__ = "AnswerSchema_" + target.rsplit(".", 1)[-1]
+    return _Extension
+
+
+class IdConverter:
+    """`<id:pk>` in URL patterns: a database id, at most 15 digits (see MAX_ID)."""
+
+    regex = "[0-9]{1,15}"
 
     def to_python(self, value: str) -> int:
         return int(value)
@@ -173,3 +239,46 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
             for code in codes:
                 responses.setdefault(code, {"description": _ERRORS[code], "content": ref})
     return result
+
+
+# --- JSON answers for /api/ where Django itself answers (URL not found, CSRF, bad request) ----
+def _api_error(request, status: int, code: str, message: str):
+    from django.http import JsonResponse
+
+    return JsonResponse({"error": {"code": code, "message": message, "field": None, "details": {}}}, status=status)
+
+
+def _wants_json(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler400(request, exception=None):
+    from django.views.defaults import bad_request
+
+    if _wants_json(request):
+        return _api_error(request, 400, "bad_request", "Bad request.")
+    return bad_request(request, exception)
+
+
+def handler403(request, exception=None):
+    from django.views.defaults import permission_denied
+
+    if _wants_json(request):
+        return _api_error(request, 403, "permission_denied", "You do not have permission to perform this action.")
+    return permission_denied(request, exception)
+
+
+def handler404(request, exception=None):
+    from django.views.defaults import page_not_found
+
+    if _wants_json(request):
+        return _api_error(request, 404, "not_found", "Not found.")
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    from django.views.defaults import server_error
+
+    if _wants_json(request):
+        return _api_error(request, 500, "server_error", "Server error.")
+    return server_error(request)

