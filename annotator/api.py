@@ -6,7 +6,6 @@ JSON shape of infra.errors. Gold and overlap assignments look exactly like any o
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -16,12 +15,12 @@ from rest_framework.views import APIView
 
 from annotator import selectors, services
 from annotator.models import AssignmentKind
+from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, ONE_WORD_PATTERN, TIME_ON_TASK_MAX_MS, Answer, answer_clean
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation
 from infra.api import StrictCharField, answer_schema_extension
 from infra.errors import NotFound
 from infra.roles import Role, role_permission
-from prototypes.selectors import prototypes_for_class
 
 IsAnnotator = role_permission(Role.ANNOTATOR)
 
@@ -60,19 +59,16 @@ class AnswerSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
     )
     nothing_differs = serializers.BooleanField(default=False)
-    justification = StrictCharField(required_text=True, max_length=services.JUSTIFICATION_MAX)
+    justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
     # One to ONE_WORD_MAX_WORDS words, as answer_clean counts them.
-    one_word = StrictCharField(
-        max_length=services.ONE_WORD_MAX,
-        pattern=r"^\s*[^\s\u0000]+(\s+[^\s\u0000]+){0," + str(services.ONE_WORD_MAX_WORDS - 1) + r"}\s*$",
-    )
+    one_word = StrictCharField(max_length=ONE_WORD_MAX, pattern=ONE_WORD_PATTERN)
     time_on_task_ms = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=services.TIME_ON_TASK_MAX_MS
+        required=False, allow_null=True, min_value=0, max_value=TIME_ON_TASK_MAX_MS
     )
 
-    def to_answer(self) -> services.Answer:
+    def to_answer(self) -> Answer:
         d = self.validated_data
-        return services.answer_clean(
+        return answer_clean(
             factors=list(d["factors"]),
             nothing_differs=d["nothing_differs"],
             justification=d["justification"],
@@ -131,17 +127,10 @@ def _image_ref(image) -> dict:
 
 def assignment_payload(assignment, user) -> dict:
     image = assignment.image
-    # A lease written in this request already read the prototypes it recorded (_lease keeps
-    # them on the instance): reuse them instead of asking again. A held lease (page reload)
-    # reads them afresh and records them if they changed (provenance of what is shown).
+    # A lease written in this request kept the prototypes it recorded on the instance (_lease);
+    # a held lease (page reload) shows what it recorded when it was claimed.
     fresh = getattr(assignment, "_prototypes", None)
-    if fresh is not None:
-        run, protos = fresh
-    else:
-        run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS)
-        services.assignment_record_prototypes(
-            assignment=assignment, run_id=getattr(run, "pk", None), image_ids=[p.pk for p in protos]
-        )
+    protos = fresh[1] if fresh is not None else selectors.assignment_prototypes(assignment=assignment)
     progress = selectors.annotator_progress(campaign=assignment.campaign, user=user)
     return {
         "id": assignment.pk,

@@ -9,14 +9,15 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, ONE_WORD_OPTIONAL_PATTERN
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationSource, Image
 from infra.api import StrictCharField, answer_schema_extension
 from infra.errors import DomainError
 from infra.roles import Role, role_permission
 from review import selectors, services
+from review.forms import QualityFilterForm
 from review.models import AuditSettings
-from review.views import QualityFilterForm
 
 ReviewerPermission = role_permission(Role.REVIEWER, Role.MAINTAINER)
 
@@ -36,8 +37,10 @@ class CorrectionIn(DecisionIn):
         child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
     )
     nothing_differs = serializers.BooleanField(default=False)
-    justification = StrictCharField(required_text=True, max_length=services.MAX_JUSTIFICATION)
-    one_word = StrictCharField(required=False, allow_blank=True, max_length=services.MAX_ONE_WORD, default="")
+    justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
+    one_word = StrictCharField(
+        required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="", pattern=ONE_WORD_OPTIONAL_PATTERN
+    )
 
 
 class AdjudicationIn(serializers.Serializer):
@@ -46,8 +49,10 @@ class AdjudicationIn(serializers.Serializer):
         child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
     )
     nothing_differs = serializers.BooleanField(default=False)
-    justification = StrictCharField(required_text=True, max_length=services.MAX_JUSTIFICATION)
-    one_word = StrictCharField(required=False, allow_blank=True, max_length=services.MAX_ONE_WORD, default="")
+    justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
+    one_word = StrictCharField(
+        required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="", pattern=ONE_WORD_OPTIONAL_PATTERN
+    )
 
 
 CorrectionSchema = answer_schema_extension("review.api.CorrectionIn")
