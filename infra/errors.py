@@ -82,6 +82,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             message, details = str(data["detail"]), {}
         else:
             message, details = "Invalid input.", data
+        field = None
+        if isinstance(data, dict) and data and set(data) != {"detail"}:
+            # A serializer's errors: name the first field and say what is wrong with it.
+            field = next(iter(data))
+            first = data[field]
+            text = first[0] if isinstance(first, list) and first else first
+            message = f"{field}: {text}" if isinstance(text, str) else "Invalid input."
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "invalid"
-        response.data = {"error": {"code": code, "message": message, "field": None, "details": details}}
+        response.data = {"error": {"code": code, "message": message, "field": field, "details": details}}
     return response

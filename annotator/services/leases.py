@@ -10,6 +10,7 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -183,6 +184,23 @@ def assignment_next(
     # as _candidate_sql: the equivalent annotated queryset cost ~1 ms of CPU to build per call.
     if not 0 < campaign_id < 2**63:  # no such id (PostgreSQL would refuse the number itself)
         raise NotFound("No such campaign.")
+    try:
+        with transaction.atomic():
+            # Serialise this user's claims (check, then do): without the lock, parallel
+            # requests of one user all saw "no lease held" and each claimed an item (ten
+            # requests, ten leases). The user row is the lock: the second request waits here
+            # until the first commits, then finds the first one's lease below and returns it.
+            # SQLite takes its write lock at BEGIN IMMEDIATE, which serialises the same way.
+            list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            return _next_locked(campaign_id=campaign_id, user=user, now=now, rng=rng)
+    except IntegrityError:
+        # Only a concurrent request of the same user can collide on (campaign, image, user);
+        # the transaction was rolled back whole, nothing was leased.
+        raise Conflict("Another request of yours claimed work at the same moment; ask again.")
+
+
+def _next_locked(*, campaign_id: int, user, now: datetime, rng: random.Random) -> Assignment | None:
+    """assignment_next's work; the caller holds the user's row lock (inside its transaction)."""
     connection = transaction.get_connection()
     rows = list(
         Campaign.objects.raw(
@@ -208,19 +226,13 @@ def assignment_next(
         held = Assignment.objects.select_related("image__image_class", "gold_item").get(pk=campaign._held_id)
         held.campaign = campaign
         return held
-    try:
-        with transaction.atomic():
-            if campaign._has_qualification and qualification_needed(campaign=campaign, user=user) is not None:
-                return _next_gold(campaign=campaign, user=user, kind=GoldKind.QUALIFICATION, now=now)
-            if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
-                gold = _next_gold(campaign=campaign, user=user, kind=GoldKind.GOLD, now=now)
-                if gold is not None:
-                    return gold
-            return _claim_work(campaign=campaign, user=user, now=now)
-    except IntegrityError:
-        # Only a concurrent request of the same user can collide on (campaign, image, user);
-        # the transaction was rolled back whole, nothing was leased.
-        raise Conflict("Another request of yours claimed work at the same moment; ask again.")
+    if campaign._has_qualification and qualification_needed(campaign=campaign, user=user) is not None:
+        return _next_gold(campaign=campaign, user=user, kind=GoldKind.QUALIFICATION, now=now)
+    if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
+        gold = _next_gold(campaign=campaign, user=user, kind=GoldKind.GOLD, now=now)
+        if gold is not None:
+            return gold
+    return _claim_work(campaign=campaign, user=user, now=now)
 
 
 def lock_own_assignment(*, assignment_id: int, user) -> Assignment:

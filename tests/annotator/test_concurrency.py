@@ -106,3 +106,44 @@ def test_fifty_annotators_finish_a_campaign_without_double_or_lost_work(transact
     submitted = set(Assignment.objects.filter(status=AssignmentStatus.SUBMITTED).values_list("annotator_id", "pk"))
     assert submitted == set(accepted)
     assert len({u for u, _ in accepted}) > 10  # the work really was shared
+
+
+@pytest.mark.postgres
+def test_parallel_next_requests_of_one_annotator_yield_exactly_one_lease(transactional_db, tmp_path, django_user_model):
+    """Ten parallel `next` of the SAME user (threads, each with its own connection) used to
+    return ten different leases: the "already holds a lease" check ran outside the claim."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("needs PostgreSQL row locks")
+    ds = make_dataset(tmp_path, n_images=15, n_gold=0, n_classes=3, files=False)
+    ds.images.update(relpath="x.jpg", readable=True)
+    campaign = campaign_create(name="race", dataset=ds, overlap_fraction=0.0, overlap_copies=2, gold_rate=0.0)
+    user = django_user_model.objects.create(username="racer")
+    user.groups.add(Group.objects.get_or_create(name=Role.ANNOTATOR)[0])
+    n = 10
+    barrier = threading.Barrier(n)
+    answers: list[tuple[int, int | None]] = []
+    lock = threading.Lock()
+
+    def hit() -> None:
+        from django.db import connection as thread_connection
+
+        client = APIClient()
+        client.force_authenticate(user)
+        try:
+            barrier.wait(timeout=30)
+            resp = client.post(f"/api/annotate/campaigns/{campaign.id}/next")
+            with lock:
+                answers.append((resp.status_code, resp.json()["id"] if resp.status_code == 200 else None))
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=hit) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == n
+    assert all(code in (200, 409) for code, _ in answers), answers
+    ids = {a for code, a in answers if code == 200}
+    assert len(ids) == 1, answers
+    assert Assignment.objects.filter(annotator=user, status=AssignmentStatus.LEASED).count() == 1
