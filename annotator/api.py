@@ -248,5 +248,7 @@ class MyAnnotationApi(APIView):
         self._own(request, annotation_id)
         ser = AnswerSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        services.annotation_revise(annotation_id=annotation_id, user=request.user, answer=ser.to_answer())
-        return Response(AnnotationSerializer(self._own(request, annotation_id)).data)
+        # The row as this request wrote it: reading it again afterwards could return a
+        # concurrent revision's version instead of ours.
+        revised = services.annotation_revise(annotation_id=annotation_id, user=request.user, answer=ser.to_answer())
+        return Response(AnnotationSerializer(revised).data)

@@ -26,6 +26,8 @@ class SecurityHeadersMiddleware:
         # shared or on-disk cache: a proxy or the next user of the machine would see them.
         user = getattr(request, "user", None)
         signed_in = bool(user is not None and user.is_authenticated) or "HTTP_AUTHORIZATION" in request.META
-        if signed_in:
+        # A view that chose its own policy keeps it (thumbnails: `private, max-age` so that the
+        # annotator's browser does not fetch the same prototypes for every form).
+        if signed_in and not response.has_header("Cache-Control"):
             patch_cache_control(response, private=True, no_store=True)
         return response
