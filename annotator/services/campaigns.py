@@ -18,6 +18,7 @@ from annotator.models import (
 )
 from catalog.models import Annotation, AnnotationStatus, Dataset, Image
 from infra.errors import Conflict, DomainError, NotFound
+from prototypes.selectors import current_prototype_image_ids
 
 
 def campaign_create(
@@ -62,6 +63,9 @@ def campaign_create(
         images = images.filter(known_factors__isnull=True)
     if exclude_image_ids:
         images = images.exclude(pk__in=exclude_image_ids)
+    # The current run's prototypes are what every sample of their class is compared with: one
+    # of them as a sample would be compared with itself.
+    images = images.exclude(pk__in=current_prototype_image_ids(dataset_id=dataset.pk))
     if split:
         images = images.filter(split=split)
     if class_ids:

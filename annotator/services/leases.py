@@ -33,6 +33,7 @@ from annotator.services.qualification import qualification_needed
 from catalog.models import Annotation, Image
 from infra.errors import Conflict, DomainError, Forbidden, NotFound
 from infra.roles import Role, has_role
+from prototypes.models import Prototype, PrototypeRun, RunStatus
 from prototypes.selectors import prototypes_for_class
 
 SKIP_REASON_MAX = 300
@@ -65,7 +66,7 @@ def _lease(
     This is the one place that records them: the form and the API render what the lease
     recorded (selectors.assignment_prototypes), so a GET never writes.
     """
-    run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS)
+    run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS, exclude_image_id=image.pk)
     assignment = Assignment.objects.create(
         campaign=campaign,
         annotator=user,
@@ -103,9 +104,12 @@ def _candidate_sql(*, n_tried: int, skip_locked: bool) -> str:
     NOT EXISTS, a correlated lease count, ordering, locking) cost about 2 ms of CPU per request,
     more than the database needs to run it; on two shared cores that is most of the budget.
     Portable SQL (PostgreSQL and the SQLite default); the lock clause only where supported.
-    Parameters: campaign, campaign, user, user, work kind, live_lease_params, then the ids tried.
+    Parameters: campaign, campaign, user, user, work kind, live_lease_params, run status "done",
+    then the ids tried. An image that became a prototype of the current run after the campaign
+    was made is not handed out (it would be compared with itself).
     """
     item, asg, ann = CampaignItem._meta.db_table, Assignment._meta.db_table, Annotation._meta.db_table
+    proto, run = Prototype._meta.db_table, PrototypeRun._meta.db_table
     not_tried = f" AND ci.id NOT IN ({', '.join(['%s'] * n_tried)})" if n_tried else ""
     return (
         f"SELECT ci.id FROM {item} ci"
@@ -115,6 +119,8 @@ def _candidate_sql(*, n_tried: int, skip_locked: bool) -> str:
         f" AND NOT EXISTS (SELECT 1 FROM {ann} a WHERE a.annotator_id = %s AND a.image_id = ci.image_id)"
         f" AND ci.n_done + (SELECT COUNT(*) FROM {asg} l"
         f" WHERE l.item_id = ci.id AND l.kind = %s AND {live_lease_sql('l')}) < ci.planned"
+        f" AND NOT EXISTS (SELECT 1 FROM {proto} p JOIN {run} r ON r.id = p.run_id"
+        " WHERE p.image_id = ci.image_id AND r.is_current AND r.status = %s)"
         f"{not_tried} ORDER BY ci.position, ci.id LIMIT 1" + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
     )
 
@@ -138,6 +144,7 @@ def _claim_work(*, campaign: Campaign, user, now: datetime) -> Assignment | None
         user.pk,
         AssignmentKind.WORK.value,
         *live_lease_params(now, connection),
+        RunStatus.DONE.value,
     ]
     leased_count = (
         live_work_leases(now)
