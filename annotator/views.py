@@ -199,11 +199,7 @@ def campaign_admin(request):
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         ds = d["dataset"]
-        class_ids = (
-            list(ds.classes.filter(index__in=d["class_indices"]).values_list("id", flat=True))
-            if d["class_indices"]
-            else None
-        )
+        class_ids = d["class_ids"]  # None = every class; the form refused indices matching nothing
         try:
             campaign = services.campaign_create(
                 name=d["name"],
