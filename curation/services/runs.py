@@ -132,7 +132,7 @@ def curation_start(
             for i, lo in enumerate(range(0, len(ids), chunk_size))
         )
         if enqueue:
-            enqueue_task("curation.launch", run.id)
+            enqueue_task("curation.launch", run.id, long_running=True)
     return run
 
 
@@ -175,5 +175,5 @@ def curation_run_restart(*, run_id: int) -> CurationRun:
         run.error = ""
         run.finished_at = None
         run.save(update_fields=["status", "error", "finished_at"])
-        enqueue_task("curation.launch", run.id)
+        enqueue_task("curation.launch", run.id, long_running=True)
     return run
