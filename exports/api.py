@@ -19,7 +19,7 @@ from exports import selectors, services, writers
 from exports.licenses import DEFAULT_LICENSE, NOTES_MAX, SPDX_LICENSES
 from exports.models import SEMVER_PATTERN, Release, ReleaseFile
 from infra.api import MAX_ID, StrictCharField
-from infra.errors import DomainError
+from infra.errors import DomainError, NotFound
 from infra.roles import Role, role_permission
 
 
@@ -68,10 +68,11 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 
 class ReleaseCreateSerializer(serializers.Serializer):
-    dataset = serializers.SlugRelatedField(slug_field="slug", queryset=Dataset.objects.all())
+    # Looked up after validation: a dataset or run that does not exist is a 404, not bad input.
+    dataset = serializers.SlugField(max_length=64)
     # A semantic version, optionally written with a leading "v" (the service drops it).
     version = StrictCharField(max_length=64, pattern=r"^\s*[vV]?" + SEMVER_PATTERN.lstrip("^").rstrip("$") + r"\s*$")
-    curation_run = serializers.PrimaryKeyRelatedField(queryset=CurationRun.objects.all())
+    curation_run = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     notes = StrictCharField(required=False, allow_blank=True, default="", max_length=NOTES_MAX)
     license = serializers.ChoiceField(choices=list(SPDX_LICENSES), required=False, default=DEFAULT_LICENSE)
 
@@ -95,7 +96,14 @@ class ReleaseListCreate(APIView):
     def post(self, request):
         s = ReleaseCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        release = services.release_create(created_by=request.user, **s.validated_data)
+        d = dict(s.validated_data)
+        d["dataset"] = Dataset.objects.filter(slug=d["dataset"]).first()
+        if d["dataset"] is None:
+            raise NotFound(f"No dataset {s.validated_data['dataset']!r}.", field="dataset")
+        d["curation_run"] = CurationRun.objects.filter(pk=d["curation_run"]).first()
+        if d["curation_run"] is None:
+            raise NotFound(f"No curation run {s.validated_data['curation_run']}.", field="curation_run")
+        release = services.release_create(created_by=request.user, **d)
         return Response(ReleaseSerializer(release).data, status=201)
 
 

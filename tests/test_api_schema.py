@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
+from infra.api import MAX_ID
 from infra.roles import Role
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "8"))
@@ -28,25 +29,63 @@ ROLES = ("annotator", "reviewer", "maintainer", "anonymous")
 
 @pytest.fixture
 def api_world(db, tmp_path, django_user_model, settings):
-    """A small world for the API to talk about, and a token per role."""
-    from tests.annotator.conftest import make_dataset
+    """A small world for the API to talk about: a campaign with leases and answers (two of them
+    on one image, to adjudicate), and a token per role. Returns tokens and the ids by kind."""
+    from annotator.services import annotation_submit, assignment_next, campaign_create
+    from tests.annotator.conftest import answer, make_dataset
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    tokens: dict[str, str] = {}
+    users, tokens = {}, {}
     for name, roles in (
         ("annotator", (Role.ANNOTATOR,)),
+        ("helper", (Role.ANNOTATOR,)),
         ("reviewer", (Role.REVIEWER,)),
         ("maintainer", (Role.MAINTAINER, Role.REVIEWER)),
     ):
         user = django_user_model.objects.create_user(username=f"st-{name}", password="pw-" + name)
         for role in roles:
             user.groups.add(Group.objects.get_or_create(name=role)[0])
+        users[name] = user
         tokens[name] = Token.objects.create(user=user).key
     ds = make_dataset(tmp_path)
-    from annotator.services import campaign_create
+    campaign = campaign_create(name="schema", dataset=ds, overlap_fraction=1.0, overlap_copies=2, gold_rate=0.0)
+    for name in ("annotator", "helper"):
+        for _ in range(2):
+            lease = assignment_next(campaign_id=campaign.id, user=users[name])
+            annotation_submit(assignment_id=lease.pk, user=users[name], answer=answer())
+        assignment_next(campaign_id=campaign.id, user=users[name])  # one open lease each
+    from annotator.models import Assignment
+    from catalog.models import Annotation
 
-    campaign_create(name="schema", dataset=ds, overlap_fraction=1 / 3, overlap_copies=2, gold_rate=0.0)
-    return tokens
+    ids = {
+        "campaign": [campaign.id],
+        "assignment": list(Assignment.objects.filter(annotator=users["annotator"]).values_list("pk", flat=True)),
+        "annotation": list(Annotation.objects.filter(source="user").values_list("pk", flat=True)),
+        "image": list(Annotation.objects.filter(source="user").values_list("image_id", flat=True).distinct()),
+        "class": list(ds.classes.values_list("pk", flat=True)),
+    }
+    return {"tokens": tokens, "ids": ids}
+
+
+# Which ids a path parameter stands for (by path prefix and name).
+_ID_KINDS = {
+    ("/api/annotate/campaigns/", "campaign_id"): "campaign",
+    ("/api/annotate/assignments/", "assignment_id"): "assignment",
+    ("/api/annotate/annotations/", "annotation_id"): "annotation",
+    ("/api/review/annotations/", "annotation_id"): "annotation",
+    ("/api/review/images/", "image_id"): "image",
+    ("/api/curation/classes/", "class_id"): "class",
+}
+
+
+def _point_at_real_objects(case, ids: dict[str, list[int]]) -> None:
+    """Half of the generated ids (the even ones) are swapped for ids of real objects, so that
+    operations get past the 404 to the code behind it; only valid values are swapped, so a
+    request schemathesis meant as valid stays valid and one meant as invalid stays invalid."""
+    for name, value in list((case.path_parameters or {}).items()):
+        kind = next((k for (prefix, n), k in _ID_KINDS.items() if n == name and case.path.startswith(prefix)), None)
+        if kind and ids.get(kind) and isinstance(value, int) and 0 <= value <= MAX_ID and value % 2 == 0:
+            case.path_parameters[name] = ids[kind][(value // 2) % len(ids[kind])]
 
 
 @pytest.fixture
@@ -80,7 +119,8 @@ def _schema_test(role: str):
         database=None,
     )
     def test(case, api_world, _keep_test_connection):
-        headers = {"Authorization": f"Token {api_world[role]}"} if role != "anonymous" else {}
+        _point_at_real_objects(case, api_world["ids"])
+        headers = {"Authorization": f"Token {api_world['tokens'][role]}"} if role != "anonymous" else {}
         case.call_and_validate(headers=headers)
 
     test.__name__ = f"test_api_matches_its_schema_as_{role}"

@@ -270,7 +270,8 @@ def assignment_skip(*, assignment_id: int, user, reason: str, now: datetime | No
         if assignment.status != AssignmentStatus.LEASED:
             raise Conflict(f"This assignment is {assignment.status} already; it cannot be skipped.")
         if assignment.kind == AssignmentKind.QUALIFICATION:
-            raise DomainError("Qualification images cannot be skipped.", field="reason")
+            # The request is well formed; the assignment's kind forbids it: a conflict, not bad input.
+            raise Conflict("Qualification images cannot be skipped.", field="reason", code="not_skippable")
         assignment.status = AssignmentStatus.SKIPPED
         assignment.skip_reason = reason
         assignment.save(update_fields=["status", "skip_reason"])

@@ -88,7 +88,7 @@ def curation_start(
     try:
         info = describe_model(spacy_name)
     except ModelUnavailable as exc:
-        raise DomainError(str(exc), field="spacy_model")
+        raise DomainError(str(exc), field="spacy_model", status=503, code="unavailable")
     campaign, image_ids = _scope_campaign(dataset=dataset, campaign_id=campaign_id)
 
     with transaction.atomic():
@@ -103,7 +103,8 @@ def curation_start(
                 if campaign_id
                 else f"dataset {dataset.slug}" + (f" ({split})" if split else "")
             )
-            raise DomainError(
+            # The request is fine; the data is not there yet (409, like any state conflict).
+            raise Conflict(
                 f"Nothing to curate: {scope} has no final annotation yet (an accepted, adjudicated or imported one).",
                 code="empty",
             )

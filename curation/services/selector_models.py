@@ -20,7 +20,7 @@ from catalog.models import Dataset, Split
 from curation import topfactor
 from curation.models import SelectorModel
 from infra.embeddings import embed_texts, load_nlp, model_info
-from infra.errors import DomainError, NotFound
+from infra.errors import Conflict, DomainError, NotFound
 from review.selectors import final_annotations
 
 SELECTORS = ("paper", "learned")
@@ -47,9 +47,11 @@ def selector_params(
         qs = SelectorModel.objects.filter(name="learned")
         model_row = qs.filter(pk=selector_model_id).first() if selector_model_id else qs.first()
         if model_row is None:
-            raise DomainError(
+            # A state of the platform, not bad input: 409.
+            raise Conflict(
                 "No learned selector is trained yet: train one first (manage.py curate --train-learned imagenet-x).",
                 field="selector_model_id",
+                code="no_learned_selector",
             )
         text_field, factor_text = model_row.params["text_field"], model_row.params["factor_text"]
     params = {

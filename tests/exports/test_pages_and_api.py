@@ -181,7 +181,7 @@ def test_api_create_refuses_a_failed_run_with_the_json_error_shape(maintainer, i
         content_type="application/json",
         HTTP_X_CSRFTOKEN=c.cookies["csrftoken"].value,
     )
-    assert r.status_code == 400
+    assert r.status_code == 409  # the run's state, not the request, is the problem
     assert r.json()["error"]["code"] == "curation_run_failed" and "failed" in r.json()["error"]["message"]
     assert not Release.objects.exists()
 
