@@ -58,3 +58,15 @@ def test_superuser_still_edits_users_in_the_admin(django_user_model, annotator):
     assert c.get("/admin/auth/user/").status_code == 200
     assert c.get(f"/admin/auth/user/{annotator.pk}/change/").status_code == 200
     assert c.get("/admin/authtoken/tokenproxy/").status_code == 200
+
+
+def test_demo_maintainer_gets_no_account_permissions(db):
+    from catalog.services import demo_users_ensure
+
+    demo_users_ensure()
+    from django.contrib.auth import get_user_model
+
+    m = get_user_model().objects.get(username="maintainer")
+    assert m.is_staff and not m.is_superuser
+    assert not m.has_perm("auth.change_user") and not m.has_perm("authtoken.view_token")
+    assert m.has_perm("catalog.change_image")
