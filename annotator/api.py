@@ -15,7 +15,15 @@ from rest_framework.views import APIView
 
 from annotator import selectors, services
 from annotator.models import AssignmentKind
-from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, ONE_WORD_PATTERN, TIME_ON_TASK_MAX_MS, Answer, answer_clean
+from catalog.answers import (
+    JUSTIFICATION_MAX,
+    ONE_WORD_MAX,
+    ONE_WORD_PATTERN,
+    ONE_WORD_PATTERN_MESSAGE,
+    TIME_ON_TASK_MAX_MS,
+    Answer,
+    answer_clean,
+)
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation
 from infra.api import StrictCharField, answer_schema_extension
@@ -61,7 +69,9 @@ class AnswerSerializer(serializers.Serializer):
     nothing_differs = serializers.BooleanField(default=False)
     justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
     # One to ONE_WORD_MAX_WORDS words, as answer_clean counts them.
-    one_word = StrictCharField(max_length=ONE_WORD_MAX, pattern=ONE_WORD_PATTERN)
+    one_word = StrictCharField(
+        max_length=ONE_WORD_MAX, pattern=ONE_WORD_PATTERN, pattern_message=ONE_WORD_PATTERN_MESSAGE
+    )
     time_on_task_ms = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=TIME_ON_TASK_MAX_MS
     )

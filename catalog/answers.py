@@ -26,6 +26,7 @@ ONE_WORD_STORED_MAX = 300
 _WORDS = r"[^\s\u0000]+(\s+[^\s\u0000]+){0," + str(ONE_WORD_MAX_WORDS - 1) + "}"
 ONE_WORD_PATTERN = r"^\s*" + _WORDS + r"\s*$"
 ONE_WORD_OPTIONAL_PATTERN = r"^\s*(" + _WORDS + r")?\s*$"
+ONE_WORD_PATTERN_MESSAGE = f"The summary is one word (at most {ONE_WORD_MAX_WORDS})."
 # A browser tab left open for hours should not claim days of work time.
 TIME_ON_TASK_MAX_MS = 6 * 60 * 60 * 1000
 

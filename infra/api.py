@@ -134,7 +134,9 @@ class StrictCharField(serializers.CharField):
     and states its rules in the schema as a pattern. With `required_text`, blank or
     whitespace-only strings are refused too (the pattern asks for a non-space character)."""
 
-    def __init__(self, *, required_text: bool = False, pattern: str | None = None, **kwargs) -> None:
+    def __init__(
+        self, *, required_text: bool = False, pattern: str | None = None, pattern_message: str | None = None, **kwargs
+    ) -> None:
         from django.core.validators import RegexValidator
 
         if required_text:
@@ -142,9 +144,8 @@ class StrictCharField(serializers.CharField):
         super().__init__(**kwargs)
         # drf-spectacular writes the first RegexValidator's pattern into the schema.
         regex = pattern or (_REQUIRED_TEXT if required_text else _TEXT)
-        self.validators.insert(
-            0, RegexValidator(regex, message="This field may not be blank." if required_text else "Invalid text.")
-        )
+        message = pattern_message or ("This field may not be blank." if required_text else "Invalid text.")
+        self.validators.insert(0, RegexValidator(regex, message=message))
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, ONE_WORD_OPTIONAL_PATTERN
+from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, ONE_WORD_OPTIONAL_PATTERN, ONE_WORD_PATTERN_MESSAGE
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationSource, Image
 from infra.api import StrictCharField, answer_schema_extension
@@ -39,7 +39,12 @@ class CorrectionIn(DecisionIn):
     nothing_differs = serializers.BooleanField(default=False)
     justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
     one_word = StrictCharField(
-        required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="", pattern=ONE_WORD_OPTIONAL_PATTERN
+        required=False,
+        allow_blank=True,
+        max_length=ONE_WORD_MAX,
+        default="",
+        pattern=ONE_WORD_OPTIONAL_PATTERN,
+        pattern_message=ONE_WORD_PATTERN_MESSAGE,
     )
 
 
@@ -51,7 +56,12 @@ class AdjudicationIn(serializers.Serializer):
     nothing_differs = serializers.BooleanField(default=False)
     justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
     one_word = StrictCharField(
-        required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="", pattern=ONE_WORD_OPTIONAL_PATTERN
+        required=False,
+        allow_blank=True,
+        max_length=ONE_WORD_MAX,
+        default="",
+        pattern=ONE_WORD_OPTIONAL_PATTERN,
+        pattern_message=ONE_WORD_PATTERN_MESSAGE,
     )
 
 
