@@ -137,13 +137,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # --- Security headers (CSRF stays on everywhere) --------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
-# With DEBUG off the session and CSRF cookies are Secure: browsers still send them to
-# http://localhost and http://127.0.0.1 (potentially trustworthy origins), so only a plain-http
-# deployment on another host would need them off, and that is refused. TESTING keeps them off
-# for the HTTP clients of the benchmarks and tests.
+# With DEBUG off the session and CSRF cookies are Secure by default, and nothing we ship turns
+# that off (docker-compose used to default SECURE_COOKIES to 0): browsers send Secure cookies to
+# http://localhost and http://127.0.0.1 too. SECURE_COOKIES=0 stays possible for a plain-http
+# deployment on another host, as an explicit choice. TESTING keeps them off for the HTTP
+# clients of the benchmarks and tests.
 SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG and not TESTING)
-if not SECURE_COOKIES and not (DEBUG or TESTING):
-    raise ImproperlyConfigured("SECURE_COOKIES=0 needs DEBUG=1: with DEBUG off the session cookie is always Secure.")
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 X_FRAME_OPTIONS = "DENY"

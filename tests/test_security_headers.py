@@ -75,9 +75,14 @@ def test_production_settings_make_cookies_secure_and_read_https_settings():
     assert r.stdout.strip() == "True True True 31536000 ('HTTP_X_FORWARDED_PROTO', 'https')"
 
 
-def test_insecure_cookies_without_debug_are_refused():
-    r = _settings_in_subprocess({"DEBUG": "0", "SECURE_COOKIES": "0"}, "s.SESSION_COOKIE_SECURE")
-    assert r.returncode != 0 and "SECURE_COOKIES=0 needs DEBUG=1" in r.stderr
+def test_production_defaults_give_secure_cookies_even_through_compose():
+    import yaml
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    env = compose["x-app"]["environment"]
+    assert env["DEBUG"] == "0" and env["SECURE_COOKIES"].endswith(":-1}")
+    r = _settings_in_subprocess({"DEBUG": "0"}, "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE")
+    assert r.returncode == 0 and r.stdout.strip() == "True True", r.stderr
 
 
 def test_hsts_header_is_sent_over_https_when_configured(client, settings):
