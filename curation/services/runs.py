@@ -93,7 +93,7 @@ def curation_start(
     try:
         info = describe_model(spacy_name)
     except ModelUnavailable as exc:
-        raise DomainError(str(exc), field="spacy_model")
+        raise DomainError(str(exc), field="spacy_model", status=503, code="unavailable")
     campaign, image_ids = _scope_campaign(dataset=dataset, campaign_id=campaign_id)
 
     with transaction.atomic():
@@ -108,7 +108,8 @@ def curation_start(
                 if campaign_id
                 else f"dataset {dataset.slug}" + (f" ({split})" if split else "")
             )
-            raise DomainError(
+            # The request is fine; the data is not there yet (409, like any state conflict).
+            raise Conflict(
                 f"Nothing to curate: {scope} has no final annotation yet (an accepted, adjudicated or imported one).",
                 code="empty",
             )
@@ -137,7 +138,7 @@ def curation_start(
             for i, lo in enumerate(range(0, len(ids), chunk_size))
         )
         if enqueue:
-            enqueue_task("curation.launch", run.id)
+            enqueue_task("curation.launch", run.id, long_running=True)
     return run
 
 
@@ -180,5 +181,5 @@ def curation_run_restart(*, run_id: int) -> CurationRun:
         run.error = ""
         run.finished_at = None
         run.save(update_fields=["status", "error", "finished_at"])
-        enqueue_task("curation.launch", run.id)
+        enqueue_task("curation.launch", run.id, long_running=True)
     return run

@@ -20,7 +20,7 @@ from catalog.models import Dataset, Split
 from curation import selector_training, topfactor
 from curation.models import SelectorModel
 from infra.embeddings import embed_texts, load_nlp, model_info
-from infra.errors import DomainError, NotFound
+from infra.errors import Conflict, DomainError, NotFound
 from review.selectors import final_annotations
 
 SELECTORS = ("paper", "learned")
@@ -79,10 +79,12 @@ def _learned_model_row(selector_model_id: int | None, learned_version: str | Non
         return row, selector_training.version_of(row)
     row = qs.filter(name=selector_training.MODEL_NAMES[version]).order_by("-version").first()
     if row is None:
-        raise DomainError(
+        # A state of the platform, not bad input: 409.
+        raise Conflict(
             f"No {version} selector is trained yet: train one first "
             f"(manage.py curate --train-learned --learned-version {version} <dataset>).",
             field="selector_model_id",
+            code="no_learned_selector",
         )
     return row, version
 
