@@ -19,6 +19,7 @@ from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from infra.api import MAX_ID
 from infra.roles import Role
@@ -121,7 +122,15 @@ def _schema_test(role: str):
     def test(case, api_world, _keep_test_connection):
         _point_at_real_objects(case, api_world["ids"])
         headers = {"Authorization": f"Token {api_world['tokens'][role]}"} if role != "anonymous" else {}
-        case.call_and_validate(headers=headers)
+        # "The main factor is one of the ticked factors" relates two fields, which OpenAPI 3.0
+        # cannot say (no `contains`; schemathesis refuses the `not`/`items` spelling), so a
+        # generated answer whose main factor is not ticked is valid by the schema and rightly
+        # refused (400, field main_factor). Only for operations that take a main factor, the
+        # "schema-valid request accepted" check is left out; every other check still applies.
+        body = (case.operation.definition.raw.get("requestBody") or {}).get("content", {})
+        takes_main = any("main_factor" in str(v) for v in body.values()) or "main_factor" in str(case.body)
+        excluded = [positive_data_acceptance] if takes_main else []
+        case.call_and_validate(headers=headers, excluded_checks=excluded)
 
     test.__name__ = f"test_api_matches_its_schema_as_{role}"
     return test

@@ -114,8 +114,12 @@ def _main_factor(answer: Answer, *, required: bool) -> str:
     """The answer's main factor under the campaign's setting (the API and the form validated it
     with catalog.answers already; checked again here because the campaign decides)."""
     main, message = main_factor_resolve(answer.factors, answer.main_factor, required=required)
-    if message:
+    if message and answer.main_factor:
         raise DomainError(message, field="main_factor")
+    if message:
+        # The answer is valid on its own; what it lacks is what this campaign (or the answer being
+        # revised) asks for: a state rule, answered 409 like the services' other state conflicts.
+        raise Conflict(message, field="main_factor", code="main_factor_required")
     return main
 
 

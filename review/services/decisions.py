@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
 
-from catalog.answers import factor_flags
+from catalog.answers import factor_flags, main_factor_resolve
 from catalog.models import Annotation, AnnotationSource, AnnotationStatus
 from catalog.services import annotation_version_append
 from infra.errors import Conflict, DomainError, Forbidden, NotFound
@@ -118,9 +118,17 @@ def review_correct(
         nothing_differs=nothing_differs,
         justification=justification,
         one_word=one_word,
-        main_factor=ann.main_factor if main_factor is None else main_factor,
-        main_factor_required=bool(ann.main_factor),
+        # None keeps the annotator's main factor while it stays ticked.
+        main_factor=(ann.main_factor if ann.main_factor in set(factors) else "")
+        if main_factor is None
+        else main_factor,
     )
+    # An answer that named a main factor keeps one: implied by a single ticked factor, else the
+    # reviewer names it (a rule of this annotation's state, so 409 like the other conflicts).
+    implied, missing = main_factor_resolve(answer.factors, answer.main_factor, required=bool(ann.main_factor))
+    if missing:
+        raise Conflict(missing, field="main_factor", code="main_factor_required")
+    answer.main_factor = implied
     before = ann.snapshot()
     for k, ticked in factor_flags(answer.factors).items():
         setattr(ann, k, ticked)

@@ -92,7 +92,7 @@ def test_api_refuses_an_unticked_main_factor(campaign, annotator):
     r = c.post(f"/api/annotate/assignments/{aid}/submit", {**body, "main_factor": "color"}, format="json")
     assert r.status_code == 400 and r.json()["error"]["field"] == "main_factor"
     r = c.post(f"/api/annotate/assignments/{aid}/submit", body, format="json")
-    assert r.status_code == 400 and r.json()["error"]["field"] == "main_factor"
+    assert r.status_code == 409 and r.json()["error"]["field"] == "main_factor"  # the campaign asks
     assert Annotation.objects.count() == 0
     r = c.post(f"/api/annotate/assignments/{aid}/submit", {**body, "main_factor": "pose"}, format="json")
     assert r.status_code == 201 and Annotation.objects.get().main_factor == "pose"
