@@ -27,6 +27,9 @@ def test_the_main_factor_is_picked_with_the_mouse_and_needs_a_ticked_factor(
     page.fill("#id_password", "pw-mouse-123")
     with page.expect_navigation():
         page.press("#id_password", "Enter")
+    # GET /next only offers the button (a GET never leases); the lease is taken by its POST.
+    with page.expect_navigation():
+        page.click("#next-image")
     main_pose = page.locator("input[name=main_factor][value=pose]")
     assert main_pose.is_disabled()  # not ticked: cannot be the main factor
     page.click("label[for=id_pose]")
