@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "annotator.review",
     "curation",
     "exports",
+    "evaluation",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +149,7 @@ CELERY_TASK_ROUTES = {
     "prototypes.*": {"queue": "gpu"},
     "curation.*": {"queue": "curation"},
     "exports.*": {"queue": "exports"},
+    "evaluation.*": {"queue": "default"},
 }
 
 # --- REST framework -------------------------------------------------------------------
@@ -179,6 +181,10 @@ GOLD_RATE = env_float("GOLD_RATE", 0.05)
 # Pause (seconds) before each curation chunk: 0 in production; tests set it on a worker so a
 # run is still in flight when they kill that worker.
 CURATION_CHUNK_THROTTLE_S = env_float("CURATION_CHUNK_THROTTLE_S", 0.0)
+# Evaluation: the share of annotated images a predictions file must cover (else refused unless
+# the user asks), and the largest upload accepted (MiB).
+EVALUATION_MIN_COVERAGE = env_float("EVALUATION_MIN_COVERAGE", 0.9)
+EVALUATION_MAX_UPLOAD_MB = env_int("EVALUATION_MAX_UPLOAD_MB", 32)
 
 LOGGING = {
     "version": 1,

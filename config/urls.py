@@ -11,6 +11,7 @@ urlpatterns = [
     path("review/", include("annotator.review.urls")),
     path("curation/", include("curation.urls")),
     path("releases/", include("exports.urls")),
+    path("evaluation/", include("evaluation.urls")),
     # REST API
     path("api/catalog/", include("catalog.api_urls")),
     path("api/prototypes/", include("prototypes.api_urls")),
@@ -18,6 +19,7 @@ urlpatterns = [
     path("api/review/", include("annotator.review.api_urls")),
     path("api/curation/", include("curation.api_urls")),
     path("api/releases/", include("exports.api_urls")),
+    path("api/evaluation/", include("evaluation.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
