@@ -60,7 +60,7 @@ def _curation_labels(run: Any, split: str, which: str) -> L.LabelSet:
     from curation.models import CuratedImage
 
     rows = list(
-        CuratedImage.objects.filter(run=run, split=split)
+        CuratedImage.objects.filter(run=run, image__split=split)
         .order_by("image__file_name")
         .values_list(
             "image__file_name", "image__image_class__index", "top_factor", "justification", "one_word", *FACTOR_KEYS

@@ -138,7 +138,10 @@ def parse_csv(data: bytes, *, n_classes: int, max_bytes: int = MAX_CSV_BYTES) ->
             read_options=pacsv.ReadOptions(block_size=1 << 24),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
-                column_types=types, include_columns=[c for c in cols if c in types], strings_can_be_null=False
+                column_types=types,
+                include_columns=[c for c in cols if c in types],
+                strings_can_be_null=False,
+                null_values=[""],
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):

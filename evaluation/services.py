@@ -193,10 +193,13 @@ def evaluation_create(
 
 def _enqueue(ids: list[int], batch_id: int | None) -> None:
     """By name (services never import their tasks); in the embedded default it runs in-process."""
+    import importlib
+
     from config.celery import app
 
     kwargs = {"evaluation_ids": ids, "batch_id": batch_id}
     if settings.CELERY_TASK_ALWAYS_EAGER:
+        importlib.import_module("evaluation.tasks")  # registers the task by its name in this process
         app.tasks[TASK_NAME].apply(kwargs=kwargs)
     else:
         app.send_task(TASK_NAME, kwargs=kwargs)

@@ -61,7 +61,7 @@ def index(request):
             try:
                 ev = services.evaluation_create(
                     owner=request.user, name=c["name"], dataset_slug=c["dataset"], data=up.read(), filename=up.name,
-                    release_version=c["release"], which_factor=c["which_factor"], correctness=c["correctness"],
+                    label_source=c["labels"], release_version=c["release"], which_factor=c["which_factor"], correctness=c["correctness"],
                     split=c["split"], filter_prototypes=not c["keep_prototypes"],
                     toolkit_compatible=c["toolkit_compatible"], allow_low_coverage=c["allow_low_coverage"],
                 )  # fmt: skip
