@@ -120,3 +120,32 @@ def ece_per_factor(correct: np.ndarray, valid: np.ndarray, prob: np.ndarray, fac
         n = t.sum()
         out[k] = float(np.sum(np.abs(acc[i, nz] / t[nz] - conf[i, nz] / t[nz]) * (t[nz] / n))) if n else None
     return out
+
+
+def ece_batch(correct: np.ndarray, valid: np.ndarray, prob: np.ndarray, factors: np.ndarray) -> list[dict]:
+    """`ece_per_factor` of m models at once: one bincount per sum over (model, bin, column) keys,
+    columns = all images and each factor's images."""
+    m, n = correct.shape
+    p = np.nan_to_num(prob).astype(np.float64)
+    bins = np.linspace(0.0, 1.0, ECE_BINS + 1)
+    ids = np.searchsorted(bins[1:-1], p)  # [m, n]
+    ncol = len(FACTOR_KEYS) + 1
+    img, fac = np.nonzero(factors)
+    img = np.concatenate([np.arange(n), img])
+    col = np.concatenate([np.zeros(n, dtype=np.int64), fac + 1])
+    key = (np.arange(m)[:, None] * ECE_BINS + ids[:, img]) * ncol + col[None, :]  # [m, nnz]
+    ok = valid[:, img]
+    key = key[ok]
+    size = m * ECE_BINS * ncol
+
+    def summed(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(key, weights=weights, minlength=size).reshape(m, ECE_BINS, ncol)
+
+    total = summed(None).astype(np.float64)
+    conf = summed(p[:, img][ok])
+    acc = summed(correct[:, img][ok].astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = np.abs(acc / total - conf / total) * total
+        ece = np.nansum(per, axis=1) / total.sum(axis=1)  # [m, 17]
+    keys = ["overall", *FACTOR_KEYS]
+    return [{k: (float(ece[i, j]) if total[i, :, j].sum() > 0 else None) for j, k in enumerate(keys)} for i in range(m)]

@@ -49,6 +49,9 @@ class LabelSet:
     source: str = ""
     _order: pa.Array | None = field(default=None, repr=False)
     _real_bits: np.ndarray | None = field(default=None, repr=False)
+    _last_lookup: tuple | None = field(default=None, repr=False)
+    _design: tuple | None = field(default=None, repr=False)
+    _design_small: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -93,8 +96,42 @@ class LabelSet:
             self._order = pa.array(self.file_names.tolist(), type=pa.string())
         if isinstance(names, np.ndarray):
             names = pa.array(names.tolist(), type=pa.string())
+        if isinstance(names, pa.ChunkedArray):
+            names = names.combine_chunks()
+        # Files of a batch usually share one order: equal to the last names looked up -> same rows.
+        last = self._last_lookup
+        if last is not None and len(last[0]) == len(names) and pc.all(pc.equal(names, last[0])).as_py():
+            return last[1]
         idx = pc.index_in(names, value_set=self._order).fill_null(-1)
-        return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+        rows = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+        rows.flags.writeable = False
+        self._last_lookup = (names, rows)
+        return rows
+
+    def design(self) -> tuple[np.ndarray, object]:
+        """Cached right-hand sides of every count: G = [factors | meta-label x factor | meta-label]
+        (float32 [n, 16 + 17*16 + 17]) and the class one-hot (sparse CSR [n, n_classes])."""
+        if self._design is None:
+            from scipy import sparse
+
+            n, nf, nm = self.n, N_FACTORS, len(META_LABELS)
+            meta = self.meta
+            onehot = np.zeros((n, nm), dtype=np.float32)
+            onehot[np.arange(n), meta] = 1
+            mf = (onehot[:, :, None] * self.factors[:, None, :]).reshape(n, nm * nf)
+            g = np.ascontiguousarray(np.concatenate([self.factors.astype(np.float32), mf, onehot], axis=1))
+            cls = sparse.csr_matrix(
+                (np.ones(n, dtype=np.float32), (np.arange(n), self.classes)), shape=(n, self.n_classes)
+            )
+            self._design = (g, cls)
+        return self._design
+
+    def design_small(self) -> np.ndarray:
+        """The factor columns of `design()` only (for the kinds without a meta-label breakdown)."""
+        g, _ = self.design()
+        if self._design_small is None:
+            self._design_small = np.ascontiguousarray(g[:, :N_FACTORS])
+        return self._design_small
 
     def real_bits(self) -> np.ndarray:
         """ReaL label sets as a bit table [n, ceil(n_classes / 8)] (uint8), for a fast gather."""

@@ -114,6 +114,44 @@ class FactorCounts:
             return (1 - self.accuracy) / (1 - self.average)[:, None]
 
 
+@dataclass
+class GroupedCounts(FactorCounts):
+    """FactorCounts plus the meta-label x factor and per-class counts from the same products."""
+
+    ml_n: np.ndarray | None = None  # [m, 17, 16]
+    ml_k: np.ndarray | None = None
+    ml_total: np.ndarray | None = None  # [m, 17]
+    ml_correct: np.ndarray | None = None
+    class_n: np.ndarray | None = None  # [m, n_classes]
+    class_k: np.ndarray | None = None
+
+
+def grouped_counts(correct: np.ndarray, valid: np.ndarray, labels: LabelSet, *, by_meta: bool = True) -> GroupedCounts:
+    """Every count of one correctness kind: two dense products with G (its factor and meta-label
+    columns only unless `by_meta`) and one bincount per matrix for the classes."""
+    g, _ = labels.design()
+    nf = len(FACTOR_KEYS)
+    nm = (g.shape[1] - nf) // (nf + 1)
+    if not by_meta:
+        g = labels.design_small()
+    cf, vf = correct.astype(np.float32), valid.astype(np.float32)
+    k_all = np.rint(cf @ g).astype(np.int64)
+    n_all = np.rint(vf @ g).astype(np.int64)
+    m, c = correct.shape[0], labels.n_classes
+    offs = (np.arange(m, dtype=np.int64)[:, None] * c + labels.classes[None, :]).ravel()
+    class_n = np.bincount(offs, weights=vf.ravel(), minlength=m * c).reshape(m, c).astype(np.int64)
+    class_k = np.bincount(offs, weights=cf.ravel(), minlength=m * c).reshape(m, c).astype(np.int64)
+    out = GroupedCounts(
+        n=n_all[:, :nf], k=k_all[:, :nf], total=valid.sum(axis=1).astype(np.int64),
+        correct=correct.sum(axis=1).astype(np.int64), class_n=class_n, class_k=class_k,
+    )  # fmt: skip
+    if by_meta:
+        e1, e2 = nf, nf + nm * nf
+        out.ml_n, out.ml_k = n_all[:, e1:e2].reshape(m, nm, nf), k_all[:, e1:e2].reshape(m, nm, nf)
+        out.ml_total, out.ml_correct = n_all[:, e2:], k_all[:, e2:]
+    return out
+
+
 def factor_counts(correct: np.ndarray, valid: np.ndarray, factors: np.ndarray) -> FactorCounts:
     f = factors.astype(np.float32)
     n = valid.astype(np.float32) @ f
@@ -150,23 +188,21 @@ def error_ratio(table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def worst_k_classes(
-    labels: LabelSet, correct: np.ndarray, valid: np.ndarray, k: int = 100
+    labels: LabelSet, correct: np.ndarray, valid: np.ndarray, k: int = 100, counts: GroupedCounts | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy over the k classes where each model is worst (the toolkit's `worst_k_class_acc`),
-    and those classes [m, k]. Classes without counted images are skipped; ties by class index.
-    Images are sorted by class once; per-class counts are one `np.add.reduceat` per matrix."""
-    perm = np.argsort(labels.classes, kind="stable")
-    present, starts = np.unique(labels.classes[perm], return_index=True)
-    n = np.add.reduceat(valid[:, perm].astype(np.int32), starts, axis=1)
-    kk = np.add.reduceat(correct[:, perm].astype(np.int32), starts, axis=1)
+    and those classes [m, k]. Classes without counted images are skipped; ties by class index."""
+    if counts is None or counts.class_n is None:
+        counts = grouped_counts(correct, valid, labels)
+    n, kk = counts.class_n, counts.class_k
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = np.where(n > 0, kk / np.maximum(n, 1), np.inf)
-    k = min(k, len(present))
+    k = min(k, int((n > 0).sum(axis=1).min()) if len(n) else k)
     worst = np.argsort(acc, axis=1, kind="stable")[:, :k]
     sel_n = np.take_along_axis(n, worst, axis=1)
     sel_k = np.take_along_axis(kk, worst, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return sel_k.sum(axis=1) / sel_n.sum(axis=1), present[worst]
+        return sel_k.sum(axis=1) / sel_n.sum(axis=1), worst
 
 
 def stack(aligned: list[Aligned]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:

@@ -35,10 +35,10 @@ def num(x: Any) -> float | None:
 
 
 def _kind_block(
-    labels: LabelSet, pred: np.ndarray, kind: str, *, toolkit: bool, k_worst: int, few: int
-) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    labels: LabelSet, pred: np.ndarray, kind: str, *, toolkit: bool, k_worst: int, few: int, by_meta: bool
+) -> tuple[list[dict], np.ndarray, np.ndarray, metrics.GroupedCounts]:
     correct, valid = metrics.correctness(labels, pred, kind, toolkit=toolkit)
-    c = metrics.factor_counts(correct, valid, labels.factors)
+    c = metrics.grouped_counts(correct, valid, labels, by_meta=by_meta)
     if toolkit:
         table = metrics.toolkit_table(c)
         acc = np.stack([table[k] for k in FACTOR_KEYS], axis=1)
@@ -52,7 +52,7 @@ def _kind_block(
     elo, ehi = stats.error_ratio_interval(err_f, c.n, err_all[:, None], c.total[:, None])
     p = stats.factor_vs_rest(err_f, c.n, err_all[:, None], c.total[:, None])
     p_holm = stats.holm(p)
-    worst_acc, worst_cls = metrics.worst_k_classes(labels, correct, valid, k_worst)
+    worst_acc, worst_cls = metrics.worst_k_classes(labels, correct, valid, k_worst, counts=c)
     blocks = []
     for i in range(pred.shape[0]):
         factors = {}
@@ -86,10 +86,22 @@ def _kind_block(
                 "worst_classes": worst_cls[i, :10].tolist(),
             }
         )
-    return blocks, correct, valid
+    return blocks, correct, valid, c
 
 
-def evaluate_batch(
+# One BLAS thread: the products are small (models x 46k x 305) and a worker shares its cores with
+# other workers; OpenBLAS's threads spinning on an oversubscribed machine made them 20x slower.
+BLAS_THREADS = 1
+
+
+def evaluate_batch(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        return _evaluate_batch(*args, **kwargs)
+
+
+def _evaluate_batch(
     labels: LabelSet,
     aligned: list[metrics.Aligned],
     *,
@@ -123,18 +135,21 @@ def evaluate_batch(
     ]
     prim_cv = None
     for kind in kinds:
-        blocks, correct, valid = _kind_block(labels, pred, kind, toolkit=toolkit, k_worst=k_worst, few=few)
+        blocks, correct, valid, counts = _kind_block(
+            labels, pred, kind, toolkit=toolkit, k_worst=k_worst, few=few, by_meta=kind == primary
+        )
         for r, b in zip(reports, blocks, strict=True):
             r["kinds"][kind] = b
         if kind == primary:
-            prim_cv = (correct, valid)
+            prim_cv = (correct, valid, counts)
     if prim_cv is None:
         raise ValueError(f"correctness {primary!r} is not available for these labels")
     if not details:
         return reports
-    correct, valid = prim_cv
-    ml = breakdown.metalabel_factor_counts(correct, valid, labels.factors, labels.meta)
+    correct, valid, pc = prim_cv
+    ml = {"n": pc.ml_n, "k": pc.ml_k, "total": pc.ml_total, "correct": pc.ml_correct}
     ml_er = breakdown.metalabel_error_ratios(ml)
+    eces = breakdown.ece_batch(correct, valid, prob, labels.factors) if prob is not None else None
     cls_correct, cls_valid = metrics.correctness(labels, pred, "class", toolkit=True)
     shift = breakdown.prevalence_shift(cls_correct, cls_valid, labels.factors)
     top5 = None
@@ -153,7 +168,7 @@ def evaluate_batch(
         r["prevalence_shift"] = {k: num(shift[i, j]) for j, k in enumerate(FACTOR_KEYS)}
         if prob is not None:
             r["calibration"] = {
-                "ece": breakdown.ece_per_factor(correct[i], valid[i], np.nan_to_num(prob[i]), labels.factors),
+                "ece": eces[i],
                 "reliability": breakdown.reliability(correct[i][valid[i]].astype(float), prob[i][valid[i]]),
             }
         if top5 is not None:

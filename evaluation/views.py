@@ -73,21 +73,40 @@ def index(request):
     return render(request, "evaluation/index.html", _index_context(request, form))
 
 
+def _headline(evs: list) -> tuple:
+    """The first screen answers "where does ResNet-50 fail": the toolkit-defaults ResNet-50 if
+    there is one (its figures are the toolkit's), else any ResNet, else the latest done one; with
+    the same model's evaluations on other labels beside it."""
+    done = [e for e in evs if e.status == EvaluationStatus.DONE]
+
+    def rank(e) -> tuple:
+        name = e.name.lower()
+        return ("resnet" not in name, not e.toolkit_compatible)
+
+    if not done:
+        return None, []
+    head = min(done, key=rank)
+    stem = head.name.split(" (")[0]
+    same = [e for e in done if e.pk != head.pk and e.name.split(" (")[0] == stem]
+    return head, same
+
+
 def _index_context(request, form) -> dict:
     evs = list(selectors.evaluations_for(request.user)[:200])
-    headline = None
-    for ev in evs:
-        if ev.status == EvaluationStatus.DONE and "resnet" in ev.name.lower():
-            headline = selectors.evaluation_for(request.user, ev.pk)
-            break
-    if headline is None and evs:
-        done = [e for e in evs if e.status == EvaluationStatus.DONE]
-        headline = selectors.evaluation_for(request.user, done[0].pk) if done else None
+    head, same = _headline(evs)
+    headline = selectors.evaluation_for(request.user, head.pk) if head else None
+    others = []
+    for e in same:
+        full = selectors.evaluation_for(request.user, e.pk)
+        tex = full.primary["factors"]["texture"]
+        others.append({"ev": full, "texture": tex["error_ratio"], "ci": tex["error_ratio_ci"]})
     return {
         "form": form,
         "evaluations": evs,
         "headline": headline,
         "headline_rows": _factor_rows(headline)[:5] if headline else [],
+        "headline_others": others,
+        "min_coverage": f"{settings.EVALUATION_MIN_COVERAGE:.0%}",
     }
 
 

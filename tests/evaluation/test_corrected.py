@@ -99,3 +99,42 @@ def test_prevalence_shift_equals_error_ratio_minus_one_with_one_factor_per_image
     rep = R.evaluate_batch(labels, [M.align(labels, p)], toolkit=True)[0]
     for k in keys:
         assert rep["prevalence_shift"][k] == pytest.approx(rep["kinds"]["class"]["factors"][k]["error_ratio"] - 1)
+
+
+def test_batched_ece_equals_the_toolkits_function_per_factor():
+    from imagenet_x.aggregate import estimated_calibration_error
+
+    from evaluation import breakdown
+
+    rng = np.random.default_rng(9)
+    keys = ["pose", "texture", "color"]
+    labels = tiny_labels(
+        classes=list(rng.integers(0, 4, 300)), factors=[[keys[i % 3]] for i in range(300)], class_meta=META
+    )
+    pred = rng.integers(0, 4, (2, 300))
+    prob = rng.random((2, 300))
+    c, v = M.correctness(labels, pred, "class", toolkit=False)
+    got = breakdown.ece_batch(c, v, prob, labels.factors)
+    for i in range(2):
+        assert got[i]["overall"] == pytest.approx(estimated_calibration_error(c[i].astype(float), prob[i]), abs=1e-12)
+        sel = labels.factors[:, M.FACTOR_KEYS.index("texture")]
+        ref = estimated_calibration_error(c[i][sel].astype(float), prob[i][sel])
+        assert got[i]["texture"] == pytest.approx(ref, abs=1e-12)
+        assert got[i]["smaller"] is None
+
+
+def test_meta_label_counts_from_the_design_matrix_match_a_direct_count():
+    rng = np.random.default_rng(4)
+    labels = tiny_labels(classes=list(rng.integers(0, 4, 200)), factors=[["pose", "color"][: 1 + i % 2] for i in range(200)],
+                         class_meta=META)  # fmt: skip
+    pred = rng.integers(0, 4, (3, 200))
+    c, v = M.correctness(labels, pred, "class", toolkit=False)
+    g = M.grouped_counts(c, v, labels)
+    from catalog.factors import META_LABELS
+
+    dog = META_LABELS.index("dog")
+    sel = labels.meta == dog
+    pose = labels.factors[:, M.FACTOR_KEYS.index("pose")]
+    assert g.ml_n[1, dog, M.FACTOR_KEYS.index("pose")] == (sel & pose).sum()
+    assert g.ml_k[1, dog, M.FACTOR_KEYS.index("pose")] == (sel & pose & c[1]).sum()
+    assert (g.class_k[2] == np.bincount(labels.classes[c[2]], minlength=4)).all()
