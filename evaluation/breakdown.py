@@ -123,27 +123,26 @@ def ece_per_factor(correct: np.ndarray, valid: np.ndarray, prob: np.ndarray, fac
 
 
 def ece_batch(correct: np.ndarray, valid: np.ndarray, prob: np.ndarray, factors: np.ndarray) -> list[dict]:
-    """`ece_per_factor` of m models at once: one bincount per sum over (model, bin, column) keys,
-    columns = all images and each factor's images."""
+    """`ece_per_factor` of m models at once: per confidence bin, one product of the stacked
+    (in bin, confidence, correct) indicators [3m, n] with [1 | factors] [n, 17]."""
     m, n = correct.shape
-    p = np.nan_to_num(prob).astype(np.float64)
-    bins = np.linspace(0.0, 1.0, ECE_BINS + 1)
-    ids = np.searchsorted(bins[1:-1], p)  # [m, n]
-    ncol = len(FACTOR_KEYS) + 1
-    img, fac = np.nonzero(factors)
-    img = np.concatenate([np.arange(n), img])
-    col = np.concatenate([np.zeros(n, dtype=np.int64), fac + 1])
-    key = (np.arange(m)[:, None] * ECE_BINS + ids[:, img]) * ncol + col[None, :]  # [m, nnz]
-    ok = valid[:, img]
-    key = key[ok]
-    size = m * ECE_BINS * ncol
-
-    def summed(weights: np.ndarray | None) -> np.ndarray:
-        return np.bincount(key, weights=weights, minlength=size).reshape(m, ECE_BINS, ncol)
-
-    total = summed(None).astype(np.float64)
-    conf = summed(p[:, img][ok])
-    acc = summed(correct[:, img][ok].astype(np.float64))
+    p = np.nan_to_num(prob).astype(np.float32)
+    edges = np.linspace(0.0, 1.0, ECE_BINS + 1)
+    ids = np.searchsorted(edges[1:-1], p)  # [m, n], the toolkit's binning
+    rhs = np.concatenate([np.ones((n, 1), np.float32), factors.astype(np.float32)], axis=1)
+    ncol = rhs.shape[1]
+    total = np.zeros((m, ECE_BINS, ncol))
+    conf, acc = np.zeros_like(total), np.zeros_like(total)
+    cf = correct.astype(np.float32)
+    stacked = np.empty((3 * m, n), dtype=np.float32)
+    for b in range(ECE_BINS):
+        inbin = ((ids == b) & valid).astype(np.float32)
+        stacked[:m] = inbin
+        np.multiply(inbin, p, out=stacked[m : 2 * m])
+        np.multiply(inbin, cf, out=stacked[2 * m :])
+        out = stacked @ rhs
+        total[:, b], conf[:, b], acc[:, b] = out[:m], out[m : 2 * m], out[2 * m :]
+    total = np.rint(total)
     with np.errstate(invalid="ignore", divide="ignore"):
         per = np.abs(acc / total - conf / total) * total
         ece = np.nansum(per, axis=1) / total.sum(axis=1)  # [m, 17]

@@ -98,7 +98,18 @@ def evaluate_batch(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
-        return _evaluate_batch(*args, **kwargs)
+        return [json_safe(r) for r in _evaluate_batch(*args, **kwargs)]
+
+
+def json_safe(x: Any) -> Any:
+    """NaN and infinity (undefined ratios) become None: the stored JSON must be valid JSON."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return None
+    return x
 
 
 def _evaluate_batch(
@@ -211,4 +222,4 @@ def compare_pair(
             "p_holm": num(p_holm[j]),
             "significant": bool(p_holm[j] < 0.05),
         }
-    return {"kind": kind, "mode": "toolkit" if toolkit else "corrected", "factors": rows}
+    return json_safe({"kind": kind, "mode": "toolkit" if toolkit else "corrected", "factors": rows})

@@ -118,7 +118,7 @@ def detail(request, evaluation_id: int):
     ctx = {"ev": ev, "rows": _factor_rows(ev), "figures": ev.figures.all(), "meta_labels": META_LABELS}
     if ev.status == EvaluationStatus.DONE:
         m = ev.metrics
-        ctx["block"] = ev.primary
+        ctx["prim"] = ev.primary
         ctx["kinds"] = {k: v["overall"] for k, v in m["kinds"].items()}
         ctx["table4"] = m.get("metalabel_factor", {}).get("table4", {})
         ctx["worst_k"] = ev.primary.get(f"worst_{ev.k_worst}_classes")

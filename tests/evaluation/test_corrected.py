@@ -116,10 +116,11 @@ def test_batched_ece_equals_the_toolkits_function_per_factor():
     c, v = M.correctness(labels, pred, "class", toolkit=False)
     got = breakdown.ece_batch(c, v, prob, labels.factors)
     for i in range(2):
-        assert got[i]["overall"] == pytest.approx(estimated_calibration_error(c[i].astype(float), prob[i]), abs=1e-12)
+        # float32 sums of the confidences: equal to ~1e-7 (ECE is shown to 3 decimals)
+        assert got[i]["overall"] == pytest.approx(estimated_calibration_error(c[i].astype(float), prob[i]), abs=1e-6)
         sel = labels.factors[:, M.FACTOR_KEYS.index("texture")]
         ref = estimated_calibration_error(c[i][sel].astype(float), prob[i][sel])
-        assert got[i]["texture"] == pytest.approx(ref, abs=1e-12)
+        assert got[i]["texture"] == pytest.approx(ref, abs=1e-6)
         assert got[i]["smaller"] is None
 
 
