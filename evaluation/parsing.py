@@ -57,6 +57,15 @@ def _check_size(data: bytes, limit: int, what: str) -> None:
         )
 
 
+def _not_utf8(data: bytes) -> PredictionFileError:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = _line_of_offset(data, exc.start)
+        return PredictionFileError(f"Line {line} is not UTF-8 text (byte {exc.start}).", line=line, code="not_utf8")
+    return PredictionFileError("The file is not UTF-8 text.", code="not_utf8")
+
+
 def _header(text_head: str) -> list[str]:
     first = text_head.split("\n", 1)[0].rstrip("\r")
     cols = [c.strip() for c in next(csv.reader([first]))] if first else []
@@ -119,14 +128,18 @@ def parse_csv(data: bytes, *, n_classes: int, max_bytes: int = MAX_CSV_BYTES) ->
     _check_size(data, max_bytes, "predictions file")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = _line_of_offset(data, exc.start)
-        raise PredictionFileError(f"Line {line} is not UTF-8 text (byte {exc.start}).", line=line, code="not_utf8")
-    if not text.strip():
+    if len(data) < 4096 and not data.strip():
         raise PredictionFileError("The predictions file is empty.", code="empty_file")
-    cols = _header(text[:4096])
+    # Only the header is decoded here; Arrow validates the UTF-8 of every string it reads, and a
+    # refusal is located by `_not_utf8` (decoding the whole file costs a copy per file).
+    head = data[:4096]
+    try:
+        head_text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not merely a character cut at the 4096-byte boundary
+            raise _not_utf8(data) from None
+        head_text = head[: exc.start].decode("utf-8")
+    cols = _header(head_text)
     types = {"file_name": pa.string(), "predicted_class": pa.int64()}
     if "predicted_probability" in cols:
         types["predicted_probability"] = pa.float64()
@@ -147,6 +160,10 @@ def parse_csv(data: bytes, *, n_classes: int, max_bytes: int = MAX_CSV_BYTES) ->
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _not_utf8(data) from None
         raise _slow_find(text, cols, n_classes) from None
     n = table.num_rows
     if n == 0:

@@ -101,3 +101,9 @@ def test_a_pickle_upload_is_not_an_array_file():
 def test_bad_arrays_are_refused_clearly(arrays, words):
     with pytest.raises(PredictionFileError, match=words.replace("[", r"\[").replace("]", r"\]")):
         parse_array_file(npz(**arrays), n_classes=1000)
+
+
+def test_non_utf8_deep_in_a_large_file_names_its_line():
+    rows = "".join(f"img_{i:06d}.jpg,{i % 1000},0.5\n" for i in range(5000)).encode()
+    err = refused(HEAD.encode() + rows + b"bad\xff.jpg,1,0.5\n")
+    assert err.code == "not_utf8" and "Line 5002" in err.message
