@@ -11,7 +11,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/fov
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: venv demo test test-postgres test-embedded lint format bench clean
+.PHONY: venv demo test test-postgres test-embedded lint-imports lint format bench clean
 
 venv: $(STAMP)
 
@@ -32,7 +32,11 @@ demo: venv
 	DEBUG=1 $(BIN)/python manage.py demo_setup
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: venv test-postgres test-embedded
+test: venv lint-imports test-postgres test-embedded
+
+# The import graph follows the data flow (contracts in pyproject.toml): a backward import fails here.
+lint-imports: venv
+	$(BIN)/lint-imports
 
 test-postgres: venv
 	TESTING=1 DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \

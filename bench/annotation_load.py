@@ -131,7 +131,7 @@ def _setup_data(n_images: int, n_clients: int, overlap: float, copies: int) -> d
 
     from annotator.services import campaign_create
     from catalog.models import Dataset, Image, ImageClass
-    from catalog.roles import Role
+    from infra.roles import Role
 
     ds = Dataset.objects.create(slug="bench", name="bench")
     classes = [ImageClass.objects.create(dataset=ds, index=i, name=f"class {i}") for i in range(20)]

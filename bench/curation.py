@@ -10,7 +10,7 @@ missing). Measures, in the same run:
   60,101 stored results, statistics and PNG/SVG figures), through real Celery workers
   (subprocesses, queue "curation") on Redis and PostgreSQL. The workers are warmed first
   (spaCy loaded) by a run on a 16-annotation scratch dataset, as long-running workers are;
-- the embedding throughput (texts/s) of curation.embeddings.embed_texts on all 60,101 texts;
+- the embedding throughput (texts/s) of infra.embeddings.embed_texts on all 60,101 texts;
 - the baseline: the naive version, one nlp(text) with spaCy's full pipeline (tagger, parser,
   NER...) plus one CuratedImage.save() per row, timed on a sample and extrapolated linearly to
   60,101 rows (said so in the output).
@@ -63,8 +63,8 @@ def main() -> None:
     from catalog.services import imagenet_x_import
     from config.celery import app
     from curation import services, topfactor
-    from curation.embeddings import embed_texts, load_nlp
     from curation.models import CuratedImage, CurationRun
+    from infra.embeddings import embed_texts, load_nlp
 
     call_command("migrate", verbosity=0)
     if not Dataset.objects.filter(slug="imagenet-x").exists():
@@ -132,7 +132,7 @@ def main() -> None:
     # Naive baseline on a sample: full spaCy pipeline, one nlp(text) and one save per row.
     import spacy
 
-    from curation.embeddings import _model_path
+    from infra.embeddings import _model_path
 
     full = spacy.load(_model_path("en_core_web_md"))
     fvecs = topfactor.factor_vectors(nlp, "wording")

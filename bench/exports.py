@@ -150,9 +150,9 @@ def _runs(database_url: str, media_root: str) -> dict[str, int]:
 
     from catalog.factors import FACTOR_KEYS
     from catalog.models import Dataset
-    from catalog.selectors import final_annotations
     from catalog.services import imagenet_x_import
     from curation.models import CuratedImage, CurationRun
+    from review.selectors import final_annotations
 
     call_command("migrate", verbosity=0)
     if not Dataset.objects.filter(slug="imagenet-x").exists():

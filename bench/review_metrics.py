@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotator.review import metrics  # noqa: E402  (Django-free module)
+from review import metrics  # noqa: E402  (Django-free module)
 
 
 def per_row_fleiss(table: np.ndarray) -> float:

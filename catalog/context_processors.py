@@ -1,4 +1,4 @@
-from catalog.roles import Role, user_roles
+from infra.roles import Role, user_roles
 
 
 def roles(request):

@@ -4,7 +4,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 
 from catalog import selectors
-from catalog.roles import Role, has_role
+from infra.roles import Role, has_role
 
 
 @login_required

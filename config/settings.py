@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "catalog",
     "prototypes",
     "annotator",
-    "annotator.review",
+    "review",
     "curation",
     "exports",
     "evaluation",
@@ -157,14 +157,14 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         # DRF's TokenAuthentication, reading the user's groups (roles) in the same query.
-        "catalog.roles.RoleTokenAuthentication",
+        "infra.roles.RoleTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "catalog.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "infra.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ImageNet-X style annotation platform API",
@@ -181,6 +181,14 @@ GOLD_RATE = env_float("GOLD_RATE", 0.05)
 # Pause (seconds) before each curation chunk: 0 in production; tests set it on a worker so a
 # run is still in flight when they kill that worker.
 CURATION_CHUNK_THROTTLE_S = env_float("CURATION_CHUNK_THROTTLE_S", 0.0)
+# The review app's consistency check after each submit (a Celery task queued on commit); the
+# annotation load benchmark turns it off to measure the queue alone.
+REVIEW_CHECKS_ON_SUBMIT = env_bool("REVIEW_CHECKS_ON_SUBMIT", True)
+# Releases: where built releases live, rows streamed per chunk while building, and after how
+# many seconds without a heartbeat a `building` release counts as abandoned (may be rebuilt).
+EXPORTS_ROOT = env_str("EXPORTS_ROOT") or None  # None: MEDIA_ROOT/releases, read when used
+EXPORTS_CHUNK_SIZE = env_int("EXPORTS_CHUNK_SIZE", 5000)
+EXPORTS_BUILD_STALE_SECONDS = env_int("EXPORTS_BUILD_STALE_SECONDS", 300)
 # Evaluation: the share of annotated images a predictions file must cover (else refused unless
 # the user asks), and the largest upload accepted (MiB).
 EVALUATION_MIN_COVERAGE = env_float("EVALUATION_MIN_COVERAGE", 0.9)

@@ -8,11 +8,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.errors import NotFound
 from catalog.factors import META_LABELS
 from catalog.models import Split
-from catalog.roles import Role, role_permission
 from curation import selectors, services, topfactor
+from infra.errors import NotFound
+from infra.roles import Role, role_permission
 
 
 class StartSerializer(serializers.Serializer):

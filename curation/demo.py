@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from catalog.errors import DomainError
 from catalog.models import Dataset
 from curation import services
 from curation.models import CurationRun, SelectorModel
+from infra.errors import DomainError
 
 
 def _curate(slug: str, stdout: TextIO) -> None:

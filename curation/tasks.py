@@ -23,15 +23,10 @@ CHUNK_MAX_RETRIES = 3
 FINALISE_MAX_RETRIES = 3600
 
 
+@shared_task(name="curation.launch", acks_late=True, ignore_result=True)
 def launch_run(run_id: int) -> None:
-    """Enqueue the chord for the run's chunks that are not done yet (all of them for a new run)."""
-    from curation.models import CurationChunk
-
-    pending = list(
-        CurationChunk.objects.filter(run_id=run_id)
-        .exclude(status=CurationChunk.Status.DONE)
-        .values_list("index", flat=True)
-    )
+    """Start the chord for the run's chunks that are not done yet (all of them for a new run)."""
+    pending = services.curation_run_pending_chunks(run_id=run_id)
     if not pending:
         finalise.delay(run_id)
         return
@@ -40,7 +35,7 @@ def launch_run(run_id: int) -> None:
 
 @shared_task(bind=True, name="curation.chunk", max_retries=CHUNK_MAX_RETRIES, acks_late=True)
 def process_chunk(self, run_id: int, index: int) -> int:
-    throttle = getattr(settings, "CURATION_CHUNK_THROTTLE_S", 0.0)
+    throttle = settings.CURATION_CHUNK_THROTTLE_S
     if throttle:
         time.sleep(throttle)
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from catalog.factors import FACTOR_KEYS, FACTORS
-from curation.embeddings import cosine_matrix, embed_texts
+from infra.embeddings import cosine_matrix, embed_texts
 
 N_FACTORS = len(FACTOR_KEYS)
 NO_FACTOR = -1

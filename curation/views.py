@@ -12,12 +12,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from catalog.errors import DomainError
 from catalog.factors import FACTOR_KEYS, META_LABELS
 from catalog.models import Dataset, ImageClass, Split
-from catalog.roles import Role, role_required
 from curation import selectors, services, topfactor
 from curation.models import CurationFigure
+from infra.errors import DomainError
+from infra.roles import Role, role_required
 
 
 def _int_or_none(value: str | None) -> int | None:

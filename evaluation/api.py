@@ -11,10 +11,10 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.errors import DomainError
-from catalog.roles import Role, role_permission
 from evaluation import downloads, selectors, services
 from evaluation.models import Correctness, Evaluation, WhichFactor, ZooModel
+from infra.errors import DomainError
+from infra.roles import Role, role_permission
 
 Researcher = role_permission(Role.RESEARCHER)
 

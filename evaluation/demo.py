@@ -15,10 +15,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from catalog.errors import DomainError
 from catalog.models import Dataset
 from evaluation import services
 from evaluation.models import Evaluation, EvaluationStatus, InputKind
+from infra.errors import DomainError
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "model_predictions"
 MODELS = ("ResNet50", "ViT", "DINO", "SimCLR")

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from catalog.errors import DomainError
 from catalog.factors import FACTOR_KEYS, META_LABELS
 from catalog.models import Dataset, ImageClass, ReferencePrototype
 from evaluation import labels as L
+from infra.errors import DomainError
 
 _CACHE: OrderedDict[tuple, L.LabelSet] = OrderedDict()
 _LOCK = threading.Lock()

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 from django.db.models import Q, QuerySet
 
-from catalog.errors import DomainError, NotFound
 from catalog.factors import FACTOR_KEYS, META_LABELS
 from catalog.models import Image, ImageClass
-from catalog.roles import Role, has_role
 from evaluation.models import Evaluation, EvaluationStatus, ZooModel
+from infra.errors import DomainError, NotFound
+from infra.roles import Role, has_role
 
 PAGE_SIZE = 48
 

@@ -16,9 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.errors import DomainError, Forbidden, NotFound
 from catalog.models import Dataset, ImageClass
-from catalog.roles import Role, has_role
 from evaluation import label_sources, metrics, parsing, report, storage
 from evaluation.models import (
     Correctness,
@@ -31,6 +29,8 @@ from evaluation.models import (
     WhichFactor,
     ZooModel,
 )
+from infra.errors import DomainError, Forbidden, NotFound
+from infra.roles import Role, has_role
 
 log = logging.getLogger(__name__)
 CHUNK = 50  # models per matrix product in a batch (memory stays flat in the number of models)
@@ -187,29 +187,22 @@ def evaluation_create(
         ev.predictions_path = rel
         ev.save(update_fields=["predictions_path"])
         if enqueue:
-            transaction.on_commit(lambda: _enqueue([ev.pk], None))
+            _enqueue([ev.pk], None)
     return ev
 
 
 def _enqueue(ids: list[int], batch_id: int | None) -> None:
-    """By name (services never import their tasks); in the embedded default it runs in-process."""
-    import importlib
+    """By name, after commit (infra.enqueue); eagerly in-process in the embedded default."""
+    from infra.enqueue import enqueue_task
 
-    from config.celery import app
-
-    kwargs = {"evaluation_ids": ids, "batch_id": batch_id}
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        importlib.import_module("evaluation.tasks")  # registers the task by its name in this process
-        app.tasks[TASK_NAME].apply(kwargs=kwargs)
-    else:
-        app.send_task(TASK_NAME, kwargs=kwargs)
+    enqueue_task(TASK_NAME, ids, batch_id)
 
 
 def batch_start(*, owner: Any, evaluation_ids: list[int], enqueue: bool = True) -> EvaluationBatch:
     batch = EvaluationBatch.objects.create(owner=owner, total=len(evaluation_ids))
     Evaluation.objects.filter(pk__in=evaluation_ids, owner=owner).update(batch=batch)
     if enqueue:
-        transaction.on_commit(lambda: _enqueue(evaluation_ids, batch.pk))
+        _enqueue(evaluation_ids, batch.pk)
     return batch
 
 

@@ -14,13 +14,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from catalog.errors import DomainError
 from catalog.factors import FACTOR_KEYS, FACTORS_BY_KEY, META_LABELS
 from catalog.models import Image
-from catalog.roles import Role, role_required
 from evaluation import downloads, figures, report, selectors, services
 from evaluation.forms import UploadForm
 from evaluation.models import EvaluationStatus
+from infra.errors import DomainError
+from infra.roles import Role, role_required
 
 
 def pages(view):

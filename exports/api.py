@@ -11,12 +11,12 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.errors import DomainError
 from catalog.models import Dataset
-from catalog.roles import Role, role_permission
 from curation.models import CurationRun
 from exports import selectors, services
 from exports.models import Release, ReleaseFile
+from infra.errors import DomainError
+from infra.roles import Role, role_permission
 
 
 class ReleaseFileSerializer(serializers.ModelSerializer):
@@ -44,6 +44,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "notes",
             "license",
             "curation_run",
+            "prototype_run",
             "status",
             "stage",
             "processed",

@@ -12,11 +12,11 @@ from django.http import FileResponse, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from catalog.errors import DomainError
-from catalog.roles import Role, has_role, role_required
 from exports import selectors, services
 from exports.forms import ReleaseForm
 from exports.models import ReleaseStatus
+from infra.errors import DomainError
+from infra.roles import Role, has_role, role_required
 
 
 def _error_page(request, exc: DomainError) -> HttpResponse:

@@ -7,8 +7,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from catalog.errors import DomainError
-from catalog.roles import Role, role_required
+from infra.errors import DomainError
+from infra.roles import Role, role_required
 from prototypes import selectors, services
 from prototypes.models import PrototypeRun
 

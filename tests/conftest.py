@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from catalog.roles import Role
+from infra.roles import Role
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from annotator.models import Assignment, AssignmentKind, GoldKind, Qualification
 from annotator.services import campaign_create, gold_items_add
 from catalog.factors import FACTORS_BY_KEY
 from catalog.models import Annotation, Image
-from catalog.roles import Role
+from infra.roles import Role
 from tests.annotator.conftest import make_dataset
 from tests.conftest import SCREENSHOTS
 

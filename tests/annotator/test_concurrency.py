@@ -17,7 +17,7 @@ from annotator.models import Assignment, AssignmentStatus, CampaignItem
 from annotator.selectors import campaign_progress
 from annotator.services import campaign_create
 from catalog.models import Annotation
-from catalog.roles import Role
+from infra.roles import Role
 from tests.annotator.conftest import make_dataset
 
 N_ANNOTATORS = 50

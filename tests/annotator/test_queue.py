@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from annotator.models import Assignment, AssignmentStatus, CampaignItem
 from annotator.services import annotation_submit, assignment_next, assignment_skip, campaign_create
-from catalog.errors import DomainError, Forbidden
 from catalog.models import Annotation
+from infra.errors import DomainError, Forbidden
 from tests.annotator.conftest import answer
 
 

@@ -13,8 +13,8 @@ from annotator.services import (
     assignment_next,
     gold_items_add,
 )
-from catalog.errors import Conflict, DomainError, Forbidden, NotFound
 from catalog.models import Annotation, AnnotationStatus, AnnotationVersion, Image
+from infra.errors import Conflict, DomainError, Forbidden, NotFound
 from tests.annotator.conftest import answer
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from catalog.errors import Conflict
 from curation import services
 from curation.models import CuratedImage, CurationChunk
+from infra.errors import Conflict
 
 from .conftest import tiny_dataset  # noqa: F401
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from catalog.errors import DomainError
 from catalog.models import ImageClass
 from curation import services
 from curation.metalabels import derive_from_hypernyms, derive_meta_labels, wordnet_hypernym_paths
+from infra.errors import DomainError
 
 from .conftest import make_dataset, tiny_dataset  # noqa: F401
 

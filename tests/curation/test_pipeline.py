@@ -3,10 +3,10 @@ import time
 import pytest
 from django.conf import settings
 
-from catalog.errors import DomainError
 from catalog.models import Dataset
 from curation import services
 from curation.models import CuratedImage, CurationRun
+from infra.errors import DomainError
 
 from .conftest import TEXTS, make_dataset
 

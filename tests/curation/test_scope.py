@@ -3,10 +3,10 @@
 import pytest
 
 from annotator.services import campaign_create
-from catalog.errors import DomainError
 from catalog.models import Annotation, Image
 from curation import services
 from curation.models import CurationRun
+from infra.errors import DomainError
 
 from .conftest import TEXTS, tiny_dataset  # noqa: F401
 

@@ -5,7 +5,7 @@ import pytest
 
 from catalog.factors import FACTOR_KEYS
 from curation import topfactor
-from curation.embeddings import embed_texts, embed_texts_naive, load_nlp
+from infra.embeddings import embed_texts, embed_texts_naive, load_nlp
 
 pytestmark = pytest.mark.embedded
 

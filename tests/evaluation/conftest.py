@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import Dataset
-from catalog.roles import Role
+from infra.roles import Role
 from tests.conftest import _make_user
 from tests.evaluation.helpers import reference_csv
 

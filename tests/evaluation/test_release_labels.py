@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from catalog.errors import Forbidden, NotFound
 from curation.models import CuratedImage
 from evaluation import services
 from exports import services as export_services
+from infra.errors import Forbidden, NotFound
 from tests.conftest import client_for
 from tests.evaluation.helpers import reference_csv
 from tests.exports.factories import curation_run_from_final, load_imagenet_x, package_lines

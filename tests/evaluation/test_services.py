@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from catalog.errors import DomainError, Forbidden
 from evaluation import services
 from evaluation.models import Evaluation, EvaluationFigure
+from infra.errors import DomainError, Forbidden
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 HEAD = b"file_name,predicted_class,predicted_probability\n"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Dataset
-from catalog.selectors import final_annotations
 from catalog.services import IMAGENET_X_SLUG, imagenet_x_import
 from curation.models import CuratedImage, CurationRun
+from review.selectors import final_annotations
 
 
 def package_dir() -> Path:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import DomainError
 from catalog.models import Annotation, Dataset, Image, ImageClass
 from curation.models import CuratedImage
 from exports import services
 from exports.selectors import release_diff
+from infra.errors import DomainError
 from tests.exports.factories import curation_run_from_final
 
 pytestmark = pytest.mark.embedded  # no PostgreSQL-only feature: also runs on the embedded default

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.errors import Conflict, DomainError
 from curation.models import CurationRun
 from exports import services
 from exports.models import Release, ReleaseStatus
+from infra.errors import Conflict, DomainError
 from tests.exports.factories import curation_run_from_final
 
 pytestmark = pytest.mark.embedded  # no PostgreSQL-only feature: also runs on the embedded default

@@ -8,7 +8,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from catalog.errors import Conflict, DomainError
+from infra.errors import Conflict, DomainError
 from prototypes import engine, services
 from prototypes.models import Prototype, PrototypeRun, PrototypeShard, PrototypeSkip, RunSource
 from prototypes.selectors import current_run, prototypes_for_class

@@ -3,11 +3,11 @@ settles ties, full agreement auto-accepted when configured; the result is the fi
 
 import pytest
 
-from annotator.review import services
-from annotator.review.models import AdjudicationRecord, AuditSettings
-from catalog.errors import Conflict, DomainError, Forbidden
 from catalog.models import Annotation
-from catalog.selectors import final_annotations
+from infra.errors import Conflict, DomainError, Forbidden
+from review import services
+from review.models import AdjudicationRecord, AuditSettings
+from review.selectors import final_annotations
 from tests.review.conftest import answer
 
 pytestmark = pytest.mark.embedded

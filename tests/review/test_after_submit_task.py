@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from annotator.review.models import AuditEvent, ConsistencyFlag
+from review.models import AuditEvent, ConsistencyFlag
 from tests.review.conftest import answer, make_images
 
 

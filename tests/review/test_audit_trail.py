@@ -3,9 +3,9 @@
 import pytest
 from django.db import connection, transaction
 
-from annotator.review import services
-from annotator.review.models import AppendOnlyError, AuditEvent, ReviewDecision
 from catalog.models import AnnotationVersion
+from review import services
+from review.models import AppendOnlyError, AuditEvent, ReviewDecision
 from tests.review.conftest import answer
 
 

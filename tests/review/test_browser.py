@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from annotator.review.models import AuditSettings, ReviewDecision
 from catalog.models import Annotation
+from review.models import AuditSettings, ReviewDecision
 from tests.conftest import SCREENSHOTS
 from tests.review.conftest import answer, make_images
 

@@ -6,10 +6,10 @@ import threading
 import pytest
 from django.db import connection
 
-from annotator.review import services
-from annotator.review.models import AuditEvent, ReviewDecision
-from catalog.errors import Conflict
 from catalog.models import AnnotationVersion
+from infra.errors import Conflict
+from review import services
+from review.models import AuditEvent, ReviewDecision
 from tests.review.conftest import answer
 
 pytestmark = pytest.mark.postgres

@@ -2,10 +2,10 @@
 
 import pytest
 
-from annotator.review import selectors, services
-from annotator.review.consistency import CueMatcher
-from annotator.review.models import ConsistencyFlag
-from curation.embeddings import load_nlp
+from infra.embeddings import load_nlp
+from review import selectors, services
+from review.consistency import CueMatcher
+from review.models import ConsistencyFlag
 from tests.review.conftest import answer
 
 pytestmark = pytest.mark.embedded
@@ -59,7 +59,7 @@ def test_unrelated_words_sharing_a_vector_are_not_taken_as_cues(matcher):
 def test_flags_are_stored_once_per_version_and_go_to_the_front_of_the_queue(
     images, annotator, other_annotator, reviewer
 ):
-    from annotator.review.models import AuditSettings
+    from review.models import AuditSettings
 
     AuditSettings.objects.update_or_create(pk=1, defaults={"base_rate": 1.0, "new_annotator_rate": 1.0})
     plain = answer(images[1], other_annotator, ["pose"], justification="turned sideways")

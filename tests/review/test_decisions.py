@@ -2,10 +2,10 @@
 
 import pytest
 
-from annotator.review import selectors, services
-from annotator.review.models import AuditEvent, ReviewDecision
-from catalog.errors import Conflict, DomainError, Forbidden
 from catalog.models import AnnotationVersion
+from infra.errors import Conflict, DomainError, Forbidden
+from review import selectors, services
+from review.models import AuditEvent, ReviewDecision
 from tests.review.conftest import answer
 
 pytestmark = pytest.mark.embedded

@@ -2,8 +2,8 @@ import io
 
 import pytest
 
-from annotator.review.models import ConsistencyFlag
 from catalog.models import Annotation
+from review.models import ConsistencyFlag
 from tests.annotator.conftest import make_dataset
 
 
@@ -12,8 +12,8 @@ def test_demo_gives_reviewers_answers_to_audit_and_adjudicate_once(db, tmp_path)
     from django.contrib.auth import get_user_model
 
     from annotator import demo as annotator_demo
-    from annotator.review import demo, selectors
     from catalog.services import demo_users_ensure
+    from review import demo, selectors
 
     make_dataset(tmp_path, n_images=20, n_gold=14, slug="demo")
     demo_users_ensure()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from annotator.review import metrics
+from review import metrics
 
 pytestmark = pytest.mark.embedded
 

@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
 
-from annotator.review import selectors
 from catalog.factors import FACTOR_KEYS
+from review import selectors
 from tests.conftest import client_for
 from tests.review.conftest import answer, make_images
 
@@ -127,7 +127,7 @@ def test_drift_is_the_change_of_tick_rate_over_time(db, tmp_path, annotator):
 def test_an_adjudicated_consensus_is_the_reference_for_per_annotator_kappa(
     db, tmp_path, annotator, other_annotator, reviewer
 ):
-    from annotator.review import services
+    from review import services
 
     imgs = make_images(tmp_path / "adj", 4)
     for i, img in enumerate(imgs):

@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from annotator.review import selectors
-from annotator.review.models import AuditSettings, ConsistencyFlag
+from review import selectors
+from review.models import AuditSettings, ConsistencyFlag
 from tests.review.conftest import answer, make_images
 
 pytestmark = pytest.mark.embedded
@@ -128,8 +128,8 @@ def test_a_disagreement_is_queued_before_all_planned_answers_are_in(images, anno
 
 
 def test_an_answer_revised_after_a_rejection_comes_back_with_the_comment(images, annotator, reviewer, second_reviewer):
-    from annotator.review import services
     from annotator.services import annotation_revise, answer_clean
+    from review import services
 
     set_rates(base_rate=0.0, new_annotator_rate=0.0)
     ann = answer(images[0], annotator, ["pose"])

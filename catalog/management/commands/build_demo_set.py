@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import DomainError
 from catalog.services import DEMO_SLUG, demo_dataset_build
+from infra.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import DomainError
 from catalog.services import images_ingest
+from infra.errors import DomainError
 
 
 class Command(BaseCommand):

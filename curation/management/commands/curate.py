@@ -7,8 +7,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import DomainError
 from curation import selectors, services, topfactor
+from infra.errors import DomainError
 
 
 class Command(BaseCommand):

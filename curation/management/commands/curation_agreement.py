@@ -16,11 +16,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Dataset, Split
-from catalog.selectors import final_annotations
 from curation import services, topfactor
 from curation.agreement import agreement
-from curation.embeddings import embed_texts, load_nlp, model_info
 from curation.models import SelectorModel
+from infra.embeddings import embed_texts, load_nlp, model_info
+from review.selectors import final_annotations
 
 
 class Command(BaseCommand):

@@ -20,10 +20,10 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import DomainError
 from evaluation import labels as L
 from evaluation import parsing, services
 from evaluation.models import InputKind
+from infra.errors import DomainError
 
 
 def _toolkit_order() -> np.ndarray:

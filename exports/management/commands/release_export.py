@@ -12,11 +12,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import DomainError
 from exports.models import Release, ReleaseStatus
 from exports.selectors import open_verified_release_file
 from exports.services import normalize_version
 from exports.writers import sha256_file
+from infra.errors import DomainError
 
 
 class Command(BaseCommand):

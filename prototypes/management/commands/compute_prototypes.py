@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import DomainError
 from catalog.models import Dataset
+from infra.errors import DomainError
 from prototypes import engine, services
 from prototypes.models import PrototypeRun
 

@@ -10,8 +10,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.errors import DomainError
 from catalog.models import Dataset
+from infra.errors import DomainError
 from prototypes import engine, services
 
 
