@@ -263,13 +263,14 @@ def evaluation_compute(*, evaluation_ids: list[int], batch_id: int | None = None
                 continue
             for ev, rep in zip(chunk, reports, strict=True):
                 rep["coverage"] = ev.coverage
-                ev.metrics, ev.status, ev.finished_at = rep, EvaluationStatus.DONE, timezone.now()
-                ev.save(update_fields=["metrics", "status", "finished_at"])
-                if figures:
+                ev.metrics = rep
+                if figures:  # before `done`, so that a done evaluation always shows its figures
                     try:
                         figures_store(ev, fig_mod)
                     except Exception:  # noqa: BLE001 - a figure is not worth losing the metrics
                         log.exception("figures of evaluation %s failed", ev.pk)
+                ev.status, ev.finished_at = EvaluationStatus.DONE, timezone.now()
+                ev.save(update_fields=["metrics", "status", "finished_at"])
             done += len(chunk)
             if batch_id:
                 EvaluationBatch.objects.filter(pk=batch_id).update(processed=done)

@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -19,6 +20,17 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 @pytest.fixture
 def ev(researcher, evaluate, resnet_csv):
     return evaluate(researcher, resnet_csv, toolkit_compatible=True)
+
+
+def run_task_here_if_queued(ev):
+    """With a broker the upload queued the task for a worker, which cannot see this test's
+    uncommitted rows: do the worker's job here (test_task.py runs it on a real worker)."""
+    from evaluation import services
+
+    if ev.status == "pending" and settings.CELERY_BROKER_URL:
+        services.evaluation_compute(evaluation_ids=[ev.pk])
+        ev.refresh_from_db()
+    return ev
 
 
 def post(c, url, data):
@@ -111,7 +123,7 @@ def test_upload_through_the_page(researcher, imagenet_x_dataset, resnet_csv, dja
         r = c.post("/evaluation/", {"name": "mine", "predictions": up, "dataset": "imagenet-x", "labels": "toolkit",
                    "which_factor": "top", "correctness": "class", "split": "val", "csrfmiddlewaretoken": token})  # fmt: skip
     assert r.status_code == 302, r.content.decode()[:500]
-    ev = Evaluation.objects.get(name="mine")
+    ev = run_task_here_if_queued(Evaluation.objects.get(name="mine"))
     assert ev.status == "done"  # the task ran on commit (eagerly here; on a worker in production)
     assert ev.figures.count() >= 3
 
@@ -139,6 +151,7 @@ def test_api_upload_detail_and_schema(researcher, imagenet_x_dataset, resnet_csv
             format="multipart",
         )
     assert r.status_code == 201, r.content
+    run_task_here_if_queued(Evaluation.objects.get(pk=r.json()["id"]))
     d = api.get(f"/api/evaluation/evaluations/{r.json()['id']}/").json()
     assert d["status"] == "done" and d["metrics"]["kinds"]["class"]["factors"]["texture"]["n"] == 282
     bad = api.post("/api/evaluation/evaluations/", {"name": "x", "predictions": SimpleUploadedFile("x.csv", b""),
