@@ -153,7 +153,8 @@ def compare_figure(cmp: dict, name_a: str, name_b: str):
     ax.errorbar(x, d, yerr=[d - lo, hi - d], fmt="none", ecolor="#333", lw=1)
     ax.axhline(0, color="#555", lw=0.8)
     ax.set_xticks(x, [k.replace("_", " ") for k in keys], rotation=45, ha="right")
-    ax.set_ylabel(f"accuracy {name_a} - {name_b}")
+    ax.set_ylabel("accuracy difference, A - B")
+    ax.set_xlabel(f"A = {name_a}, B = {name_b}", fontsize=8)
     ax.set_title(
         "Paired accuracy difference per factor (95 % interval; red = McNemar significant after Holm)", fontsize=9
     )

@@ -128,6 +128,8 @@ def detail(request, evaluation_id: int):
             for g, v in sorted(zoo["groups"].items())
         ]
         ctx["zoo_n"] = zoo["n_models"]
+        tests = selectors.group_tests(zoo) if zoo["groups"] else {}
+        ctx["group_tests"] = [{"factor": k, **v} for k, v in tests.items() if v]
         ctx["percentile"] = zoo.get("accuracy_percentile")
         ctx["others"] = (
             selectors.evaluations_for(request.user).filter(status=EvaluationStatus.DONE).exclude(pk=ev.pk)[:100]

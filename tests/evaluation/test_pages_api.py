@@ -174,3 +174,15 @@ def test_comparison_of_two_models(researcher, evaluate, resnet_csv):
     html = c.get("/evaluation/compare/", {"a": a.pk, "b": b.pk})
     assert html.status_code == 200 and "McNemar" in html.content.decode()
     assert c.get("/evaluation/compare/figure.png", {"a": a.pk, "b": b.pk})["Content-Type"] == "image/png"
+
+
+def test_the_zoo_is_imported_once_and_its_groups_are_tested(ev, researcher):
+    from evaluation import selectors, services
+    from evaluation.models import ZooModel
+
+    assert services.zoo_import() == 15050 and services.zoo_import() == 0
+    assert ZooModel.objects.filter(which_factor="top", correctness="class").count() == 2506
+    tests = selectors.group_tests(selectors.zoo_context(ev))
+    assert tests["texture"]["groups"] >= 5 and 0 <= tests["texture"]["p_holm"] <= 1
+    html = client_for(researcher).get(f"/evaluation/{ev.pk}/").content.decode()
+    assert 'id="group-tests"' in html and "more accurate than" in html
