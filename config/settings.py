@@ -149,6 +149,7 @@ CELERY_TASK_ROUTES = {
     "prototypes.*": {"queue": "gpu"},
     "curation.*": {"queue": "curation"},
     "exports.*": {"queue": "exports"},
+    "evaluation.score_and_evaluate": {"queue": "gpu"},  # scores images with torch first
     "evaluation.*": {"queue": "default"},
 }
 

@@ -313,3 +313,63 @@ def zoo_import() -> int:
     before = ZooModel.objects.count()
     ZooModel.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
     return ZooModel.objects.count() - before
+
+
+class _Collector:
+    """A prototype-engine prediction sink keeping (file name, class, probability) in memory."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.pred: list[int] = []
+        self.prob: list[float] = []
+
+    def __call__(self, key: str, label: int, predicted: int, prob: float, true_prob: float) -> None:
+        self.names.append(key.rsplit("/", 1)[-1])
+        self.pred.append(predicted)
+        self.prob.append(prob)
+
+    def predictions(self) -> parsing.Predictions:
+        import numpy as np
+
+        return parsing.Predictions(
+            file_names=np.array(self.names, dtype=str),
+            predicted_class=np.array(self.pred, dtype=np.int32),
+            probability=np.array(self.prob, dtype=np.float32),
+        )
+
+
+def evaluation_from_scoring(
+    *,
+    owner: Any,
+    name: str,
+    dataset_slug: str,
+    model_name: str,
+    weights: str = "none",
+    checkpoint: str = "",
+    scoring_split: str = "",
+    **evaluation: Any,
+) -> Evaluation:
+    """Score the dataset's images with a torchvision model through the prototype engine and
+    evaluate its per-image predictions directly (no predictions file in between). Runs here;
+    `evaluation.score_and_evaluate` runs it on the gpu queue."""
+    from prototypes import services as proto_services
+
+    if not has_role(owner, Role.RESEARCHER):
+        raise Forbidden("Evaluating models needs the researcher role.")
+    dataset = Dataset.objects.filter(slug=dataset_slug).first()
+    if dataset is None:
+        raise NotFound(f"No dataset {dataset_slug!r}.", field="dataset")
+    run = proto_services.prototype_run_create(
+        dataset=dataset, model_name=model_name, weights=weights, checkpoint=checkpoint, split=scoring_split,
+        make_current=False, created_by=owner, enqueue=False,
+    )  # fmt: skip
+    sink = _Collector()
+    for shard_id in run.shards.order_by("index").values_list("id", flat=True):
+        proto_services.prototype_shard_score(shard_id=shard_id, merge_inline=True, sink=sink)
+    run.refresh_from_db()
+    if not sink.names:
+        raise DomainError(f"Prototype run #{run.pk} scored no image ({run.error or run.status}).", code="no_scores")
+    return evaluation_create(
+        owner=owner, name=name, dataset_slug=dataset_slug, predictions=sink.predictions(), input_kind=InputKind.SCORING,
+        filename=f"prototype run #{run.pk} ({model_name}, {run.weights or checkpoint})", **evaluation,
+    )  # fmt: skip

@@ -35,7 +35,11 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser):
-        parser.add_argument("--predictions", required=True)
+        parser.add_argument("--predictions", default="", help="A predictions file (see above).")
+        parser.add_argument("--score-model", default="", help="Instead of a file: score the dataset's images with this "
+                            "torchvision model through the prototype engine (e.g. resnet18).")  # fmt: skip
+        parser.add_argument("--weights", default="none", help="With --score-model: torchvision weights name or none.")
+        parser.add_argument("--checkpoint", default="", help="With --score-model: a local checkpoint file.")
         parser.add_argument("--name", default="")
         parser.add_argument("--dataset", default="imagenet-x")
         parser.add_argument("--release", default="", help="Version of a published release (default: the latest).")
@@ -66,6 +70,10 @@ class Command(BaseCommand):
         return user
 
     def handle(self, *args, **o):
+        if o["score_model"]:
+            return self._scored(o)
+        if not o["predictions"]:
+            raise CommandError("Give --predictions FILE or --score-model NAME.")
         path = Path(o["predictions"])
         if not path.is_file():
             raise CommandError(f"--predictions {path}: no such file.")
@@ -101,6 +109,23 @@ class Command(BaseCommand):
             services.evaluation_compute(evaluation_ids=[ev.pk], figures=not o["no_figures"])
         except DomainError as exc:
             raise CommandError(exc.message)
+        self._print(ev, o)
+
+    def _scored(self, o):
+        try:
+            ev = services.evaluation_from_scoring(
+                owner=self._owner(o["user"]), name=o["name"] or o["score_model"], dataset_slug=o["dataset"],
+                model_name=o["score_model"], weights=o["weights"], checkpoint=o["checkpoint"],
+                label_source=o["labels"], release_version=o["release"], split=o["split"], which_factor=o["which_factor"],
+                correctness=o["correctness"], filter_prototypes=not o["keep_prototypes"],
+                toolkit_compatible=o["toolkit_compatible"], allow_low_coverage=o["allow_low_coverage"], enqueue=False,
+            )  # fmt: skip
+            services.evaluation_compute(evaluation_ids=[ev.pk], figures=not o["no_figures"])
+        except DomainError as exc:
+            raise CommandError(exc.message)
+        self._print(ev, o)
+
+    def _print(self, ev, o):
         ev.refresh_from_db()
         if ev.status != "done":
             raise CommandError(f"Evaluation {ev.pk} failed: {ev.error}")
