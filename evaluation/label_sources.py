@@ -92,7 +92,17 @@ def _curation_labels(run: Any, split: str, which: str) -> L.LabelSet:
 
 def label_set(*, source: str, release: Any = None, curation_run: Any = None, split: str, which: str) -> L.LabelSet:
     """The full label set (prototypes still in) of an evaluation's label source, cached."""
-    key = (source, getattr(release, "pk", None), getattr(curation_run, "pk", None), split, which)
+    # Keyed by identity and creation time (a primary key alone can come back on SQLite after a
+    # delete); a published release and a done curation run do not change afterwards.
+    key = (
+        source,
+        getattr(release, "pk", None),
+        getattr(release, "archive_sha256", None),
+        getattr(curation_run, "pk", None),
+        str(getattr(curation_run, "created_at", "")),
+        split,
+        which,
+    )
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -110,6 +120,11 @@ def label_set(*, source: str, release: Any = None, curation_run: Any = None, spl
         while len(_CACHE) > _MAX:
             _CACHE.popitem(last=False)
     return labels
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _CACHE.clear()
 
 
 def evaluated_labels(full: L.LabelSet, *, filter_prototypes: bool) -> L.LabelSet:

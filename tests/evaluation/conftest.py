@@ -8,6 +8,16 @@ from tests.conftest import _make_user
 from tests.evaluation.helpers import reference_csv
 
 
+@pytest.fixture(autouse=True)
+def _fresh_label_cache():
+    """Label sets are cached per process; each test's database starts over."""
+    from evaluation.label_sources import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
 @pytest.fixture
 def researcher(django_user_model):
     return _make_user(django_user_model, "res", Role.RESEARCHER)
