@@ -6,11 +6,11 @@ app_name = "annotator"
 urlpatterns = [
     path("", views.index, name="index"),
     path("campaigns/", views.campaign_admin, name="campaigns"),
-    path("c/<int:campaign_id>/next", views.campaign_next, name="next"),
-    path("a/<int:assignment_id>/", views.assignment_form, name="assignment"),
-    path("a/<int:assignment_id>/skip", views.assignment_skip, name="skip"),
-    path("a/<int:assignment_id>/feedback", views.qualification_feedback, name="feedback"),
+    path("c/<id:campaign_id>/next", views.campaign_next, name="next"),
+    path("a/<id:assignment_id>/", views.assignment_form, name="assignment"),
+    path("a/<id:assignment_id>/skip", views.assignment_skip, name="skip"),
+    path("a/<id:assignment_id>/feedback", views.qualification_feedback, name="feedback"),
     path("mine/", views.my_annotations, name="mine"),
-    path("mine/<int:annotation_id>/", views.annotation_edit, name="edit"),
-    path("images/<int:image_id>/<str:size>", views.image_file, name="image"),
+    path("mine/<id:annotation_id>/", views.annotation_edit, name="edit"),
+    path("images/<id:image_id>/<str:size>", views.image_file, name="image"),
 ]
