@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -78,7 +78,7 @@ def _valid(serializer: serializers.Serializer) -> dict:
 
 class EvaluationList(APIView):
     permission_classes = [Researcher]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]  # a file upload: the one multipart endpoint of the API
 
     @extend_schema(responses=EvaluationSerializer(many=True))
     def get(self, request):
