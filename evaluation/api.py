@@ -6,13 +6,13 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.generics import ListAPIView
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evaluation import downloads, selectors, services
 from evaluation.models import Correctness, Evaluation, WhichFactor, ZooModel
+from infra.api import MAX_ID
 from infra.errors import DomainError
 from infra.roles import Role, role_permission
 
@@ -85,7 +85,10 @@ class EvaluationList(APIView):
         qs = selectors.evaluations_for(request.user)[:500]
         return Response(EvaluationSerializer(qs, many=True).data)
 
-    @extend_schema(request=UploadSerializer, responses={201: EvaluationSerializer})
+    @extend_schema(
+        request=UploadSerializer,
+        responses={201: EvaluationSerializer, 413: OpenApiTypes.OBJECT, 415: OpenApiTypes.OBJECT},
+    )
     def post(self, request):
         d = _valid(UploadSerializer(data=request.data))
         up = d["predictions"]
@@ -153,10 +156,18 @@ class EvaluationShare(APIView):
 class Compare(APIView):
     permission_classes = [Researcher]
 
-    @extend_schema(parameters=[OpenApiParameter("a", int), OpenApiParameter("b", int)], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("a", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, required=True),
+            OpenApiParameter("b", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, required=True),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request):
         try:
             a, b = int(request.query_params["a"]), int(request.query_params["b"])
+            if not (0 < a <= MAX_ID and 0 < b <= MAX_ID):
+                raise ValueError
         except (KeyError, ValueError):
             raise DomainError("Give two evaluation ids, a and b.", field="a")
         return Response(
@@ -164,8 +175,33 @@ class Compare(APIView):
         )
 
 
-class Zoo(ListAPIView):
+class ZooQuery(serializers.Serializer):
+    group = serializers.RegexField(r"^[a-z0-9_]{1,64}$", required=False)
+    which_factor = serializers.ChoiceField(choices=WhichFactor.choices, required=False)
+    correctness = serializers.ChoiceField(choices=Correctness.choices, required=False)
+
+
+class ZooPage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = ZooSerializer(many=True)
+
+
+class Zoo(APIView):
+    """The paper's model zoo (the toolkit's published per-factor tables), filtered and paginated."""
+
     permission_classes = [Researcher]
-    serializer_class = ZooSerializer
-    filterset_fields = ["group", "which_factor", "correctness"]
-    queryset = ZooModel.objects.all()
+
+    @extend_schema(parameters=[ZooQuery], responses=ZooPage)
+    def get(self, request):
+        from rest_framework.pagination import LimitOffsetPagination
+
+        blank = [k for k in ZooQuery().fields if k in request.query_params and not request.query_params[k]]
+        if blank:  # DRF skips a blank optional query value; here it is refused, as the schema says
+            raise DomainError(f"{blank[0]} must not be blank.", field=blank[0])
+        q = _valid(ZooQuery(data=request.query_params))
+        qs = ZooModel.objects.filter(**q).order_by("group", "name", "which_factor", "correctness")
+        pager = LimitOffsetPagination()
+        page = pager.paginate_queryset(qs, request, view=self)
+        return pager.get_paginated_response(ZooSerializer(page, many=True).data)
