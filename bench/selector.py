@@ -30,6 +30,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The release reader (catalog.importers) raises the project's DRF-based error type, so Django's
+# settings must be loadable; nothing here opens a database. DEBUG only stands in for a SECRET_KEY.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+if not os.environ.get("SECRET_KEY"):
+    os.environ.setdefault("DEBUG", "1")
 
 from catalog.factors import FACTOR_KEYS  # noqa: E402
 from catalog.importers import default_release_path, read_classes, read_split  # noqa: E402

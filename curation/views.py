@@ -112,6 +112,12 @@ def run_detail(request, run_id: int):
             "ff": selectors.top_correlations(stats, "factor_factor"),
             "fm": selectors.top_correlations(stats, "factor_meta"),
             "has_reference": "reference_top" in counts.get("all", {}),
+            # In the form's factor order (the stored JSON's key order is the database's).
+            "agreement_per_factor": [
+                (k, stats["agreement_with_reference"]["per_factor"][k])
+                for k in FACTOR_KEYS
+                if k in (stats.get("agreement_with_reference") or {}).get("per_factor", {})
+            ],
         },
     )
 
