@@ -8,4 +8,5 @@ def roles(request):
         "is_annotator": Role.ANNOTATOR in r,
         "is_reviewer": Role.REVIEWER in r,
         "is_maintainer": Role.MAINTAINER in r,
+        "is_researcher": Role.RESEARCHER in r,
     }

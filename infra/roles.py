@@ -22,13 +22,15 @@ class Role(models.TextChoices):
     ANNOTATOR = "annotator", "annotator"
     REVIEWER = "reviewer", "reviewer"
     MAINTAINER = "maintainer", "maintainer"
+    RESEARCHER = "researcher", "researcher"  # evaluates models against published releases
 
 
 # A role grants its own pages plus those of the roles listed here.
 _IMPLIED: dict[str, set[str]] = {
     Role.ANNOTATOR: {Role.ANNOTATOR},
     Role.REVIEWER: {Role.REVIEWER},
-    Role.MAINTAINER: {Role.MAINTAINER, Role.REVIEWER},
+    Role.MAINTAINER: {Role.MAINTAINER, Role.REVIEWER, Role.RESEARCHER},
+    Role.RESEARCHER: {Role.RESEARCHER},
 }
 
 

@@ -19,10 +19,12 @@ from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from infra.api import MAX_ID
 from infra.roles import Role
 
+_CONTENT_CHECKED_UPLOADS = {("POST", "/api/evaluation/evaluations/")}
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "8"))
 ROLES = ("annotator", "reviewer", "maintainer", "anonymous")
 
@@ -121,7 +123,10 @@ def _schema_test(role: str):
     def test(case, api_world, _keep_test_connection):
         _point_at_real_objects(case, api_world["ids"])
         headers = {"Authorization": f"Token {api_world['tokens'][role]}"} if role != "anonymous" else {}
-        case.call_and_validate(headers=headers)
+        # A predictions file's content cannot be described by the schema (any CSV text is a valid
+        # "binary" part), so a schema-valid upload may still be refused with a 400 naming the line.
+        excluded = [positive_data_acceptance] if (case.method, case.path) in _CONTENT_CHECKED_UPLOADS else []
+        case.call_and_validate(headers=headers, excluded_checks=excluded)
 
     test.__name__ = f"test_api_matches_its_schema_as_{role}"
     return test
