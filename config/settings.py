@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "review",
     "curation",
     "exports",
+    "evaluation",
 ]
 
 MIDDLEWARE = [
@@ -191,6 +192,8 @@ CELERY_TASK_ROUTES = {
     "prototypes.*": {"queue": "gpu"},
     "curation.*": {"queue": "curation"},
     "exports.*": {"queue": "exports"},
+    "evaluation.score_and_evaluate": {"queue": "gpu"},  # scores images with torch first
+    "evaluation.*": {"queue": "default"},
 }
 
 # --- REST framework -------------------------------------------------------------------
@@ -246,6 +249,10 @@ REVIEW_CHECKS_ON_SUBMIT = env_bool("REVIEW_CHECKS_ON_SUBMIT", True)
 EXPORTS_ROOT = env_str("EXPORTS_ROOT") or None  # None: MEDIA_ROOT/releases, read when used
 EXPORTS_CHUNK_SIZE = env_int("EXPORTS_CHUNK_SIZE", 5000)
 EXPORTS_BUILD_STALE_SECONDS = env_int("EXPORTS_BUILD_STALE_SECONDS", 300)
+# Evaluation: the share of annotated images a predictions file must cover (else refused unless
+# the user asks), and the largest upload accepted (MiB).
+EVALUATION_MIN_COVERAGE = env_float("EVALUATION_MIN_COVERAGE", 0.9)
+EVALUATION_MAX_UPLOAD_MB = env_int("EVALUATION_MAX_UPLOAD_MB", 32)
 
 LOGGING = {
     "version": 1,

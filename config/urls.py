@@ -26,12 +26,14 @@ urlpatterns = [
     path("review/", include("review.urls")),
     path("curation/", include("curation.urls")),
     path("releases/", include("exports.urls")),
+    path("evaluation/", include("evaluation.urls")),
     # REST API
     path("api/prototypes/", include("prototypes.api_urls")),
     path("api/annotate/", include("annotator.api_urls")),
     path("api/review/", include("review.api_urls")),
     path("api/curation/", include("curation.api_urls")),
     path("api/releases/", include("exports.api_urls")),
+    path("api/evaluation/", include("evaluation.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its init script from a URL of its own (no inline script, CSP 'self').
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

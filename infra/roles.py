@@ -22,15 +22,14 @@ class Role(models.TextChoices):
     ANNOTATOR = "annotator", "annotator"
     REVIEWER = "reviewer", "reviewer"
     MAINTAINER = "maintainer", "maintainer"
-    # Reads the curated dataset (explorer, evaluation) without reviewing or curating it.
-    RESEARCHER = "researcher", "researcher"
+    RESEARCHER = "researcher", "researcher"  # evaluates models against published releases
 
 
 # A role grants its own pages plus those of the roles listed here.
 _IMPLIED: dict[str, set[str]] = {
     Role.ANNOTATOR: {Role.ANNOTATOR},
     Role.REVIEWER: {Role.REVIEWER},
-    Role.MAINTAINER: {Role.MAINTAINER, Role.REVIEWER},
+    Role.MAINTAINER: {Role.MAINTAINER, Role.REVIEWER, Role.RESEARCHER},
     Role.RESEARCHER: {Role.RESEARCHER},
 }
 

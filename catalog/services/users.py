@@ -15,6 +15,7 @@ DEMO_USERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("annotator3", (Role.ANNOTATOR,)),
     ("reviewer", (Role.REVIEWER,)),
     ("maintainer", (Role.MAINTAINER, Role.REVIEWER)),
+    ("researcher", (Role.RESEARCHER,)),
 )
 
 

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 from catalog.services import demo_users_ensure
 
 # Order follows the data flow: each app's demo data may read what the apps before it made.
-DEMO_HOOK_APPS = ("prototypes", "annotator", "review", "curation", "exports")
+DEMO_HOOK_APPS = ("prototypes", "annotator", "review", "curation", "exports", "evaluation")
 
 
 class Command(BaseCommand):
