@@ -75,8 +75,11 @@ class AnswerSerializer(serializers.Serializer):
     time_on_task_ms = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=TIME_ON_TASK_MAX_MS
     )
+    main_factor = serializers.ChoiceField(choices=list(FACTOR_KEYS), required=False, allow_blank=True, default="")
 
     def to_answer(self) -> Answer:
+        # Whether the campaign requires a main factor is the submit service's check (it knows
+        # the assignment); here the answer's own rule: the main factor must be ticked.
         d = self.validated_data
         return answer_clean(
             factors=list(d["factors"]),
@@ -84,6 +87,7 @@ class AnswerSerializer(serializers.Serializer):
             justification=d["justification"],
             one_word=d["one_word"],
             time_on_task_ms=d.get("time_on_task_ms"),
+            main_factor=d.get("main_factor") or "",
         )
 
 
@@ -119,6 +123,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "nothing_differs",
             "justification",
             "one_word",
+            "main_factor",
             "status",
             "version",
             "time_on_task_ms",

@@ -28,22 +28,25 @@ class AnswerForm(forms.Form):
         widget=forms.TextInput(attrs={"maxlength": ONE_WORD_MAX, "autocomplete": "off"}),
     )
     time_on_task_ms = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=0)
+    main_factor = forms.CharField(required=False, max_length=32)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, ask_main_factor: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.ask_main_factor = ask_main_factor
         for f in FACTORS:
             self.fields[f.key] = forms.BooleanField(required=False, label=f.wording, help_text=f.definition)
         self.answer: Answer | None = None
 
     @classmethod
-    def from_annotation(cls, annotation) -> AnswerForm:
+    def from_annotation(cls, annotation, *, ask_main_factor: bool = False) -> AnswerForm:
         initial = {f.key: getattr(annotation, f.key) for f in FACTORS}
         initial.update(
             nothing_differs=annotation.nothing_differs,
             justification=annotation.justification,
             one_word=annotation.one_word,
+            main_factor=annotation.main_factor,
         )
-        return cls(initial=initial)
+        return cls(initial=initial, ask_main_factor=ask_main_factor)
 
     def factor_rows(self) -> list[tuple[object, forms.BoundField]]:
         """(Factor, bound field) in the paper's form order, for the template."""
@@ -60,6 +63,8 @@ class AnswerForm(forms.Form):
                 justification=data.get("justification") or "",
                 one_word=data.get("one_word") or "",
                 time_on_task_ms=data.get("time_on_task_ms"),
+                main_factor=data.get("main_factor") or "",
+                main_factor_required=self.ask_main_factor,
             )
         except DomainError as exc:
             for name, message in (exc.details or {exc.field or "__all__": exc.message}).items():
@@ -88,6 +93,9 @@ class CampaignForm(forms.Form):
     gold_rate = forms.FloatField(min_value=0, max_value=1, initial=0.05)
     qualification_threshold = forms.FloatField(min_value=0, max_value=1, initial=0.5)
     status = forms.ChoiceField(choices=CampaignStatus.choices, initial=CampaignStatus.ACTIVE)
+    ask_main_factor = forms.BooleanField(
+        required=False, initial=True, label="ask for the main factor", help_text="Which ticked factor is the main one."
+    )
 
     def clean_class_indices(self) -> list[int]:
         raw = self.cleaned_data.get("class_indices") or ""

@@ -40,6 +40,11 @@ class Campaign(models.Model):
     # Qualification passes when the micro-averaged F1 over the factors of the qualification
     # answers reaches this threshold.
     qualification_threshold = models.FloatField(default=0.5)
+    # The form asks which ticked factor is the main one (curation's top factor). On for new
+    # campaigns; campaigns created before the setting existed keep their form (migration 0003).
+    ask_main_factor = models.BooleanField(
+        default=True, help_text="The form asks which of the ticked factors is the main one."
+    )
     status = models.CharField(max_length=8, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -96,6 +96,21 @@ def annotation_of(*, user, annotation_id: int) -> Annotation | None:
     return annotations_of(user=user).filter(pk=annotation_id).first()
 
 
+def asks_main_factor(assignment: Assignment) -> bool:
+    """Whether this assignment's form asks for the main factor (work items of campaigns that ask;
+    qualification and gold answers are scored on their factors only)."""
+    return assignment.kind == AssignmentKind.WORK and assignment.campaign.ask_main_factor
+
+
+def annotation_asks_main_factor(annotation: Annotation) -> bool:
+    """Whether revising this answer asks for the main factor: it has one, or the campaign it was
+    given in asks for one."""
+    return (
+        bool(annotation.main_factor)
+        or Assignment.objects.filter(annotation=annotation, campaign__ask_main_factor=True).exists()
+    )
+
+
 def assignment_of(*, user, assignment_id: int) -> Assignment | None:
     """The user's own assignment (None for anyone else's: callers answer 404)."""
     return (
@@ -119,13 +134,14 @@ def held_lease(*, campaign_id: int, user, now=None) -> Assignment | None:
 
 
 def image_visible_to(*, user, image: Image) -> bool:
-    """May this user fetch the image's pixels? Reviewers and maintainers: any image (they audit).
+    """May this user fetch the image's pixels? Reviewers, maintainers and researchers: any image
+    (they audit, or explore the curated dataset).
     An annotator: only the samples of its own assignments and the prototypes recorded on its
     assignments of that class (what its forms showed). Image ids are enumerable: without this
     any annotator could fetch every image, gold and qualification answers included."""
     from infra.roles import Role, has_role
 
-    if has_role(user, Role.REVIEWER, Role.MAINTAINER):
+    if has_role(user, Role.REVIEWER, Role.MAINTAINER, Role.RESEARCHER):
         return True
     own = Assignment.objects.filter(annotator=user, image__image_class_id=image.image_class_id)
     if own.filter(image_id=image.pk).exists():

@@ -20,7 +20,7 @@ from catalog.models import Image
 from infra.errors import DomainError
 from infra.roles import Role, role_required
 
-ANY_ROLE = (Role.ANNOTATOR, Role.REVIEWER, Role.MAINTAINER)
+ANY_ROLE = (Role.ANNOTATOR, Role.REVIEWER, Role.MAINTAINER, Role.RESEARCHER)
 
 
 @role_required(Role.ANNOTATOR)
@@ -73,7 +73,7 @@ def assignment_form(request, assignment_id: int):
         return redirect("annotator:next", campaign_id=assignment.campaign_id)
     if assignment.status == AssignmentStatus.SKIPPED:
         return redirect("annotator:next", campaign_id=assignment.campaign_id)
-    form = AnswerForm(request.POST or None)
+    form = AnswerForm(request.POST or None, ask_main_factor=selectors.asks_main_factor(assignment))
     status = 200
     if request.method == "POST":
         if form.is_valid() and form.answer is not None:
@@ -165,7 +165,12 @@ def annotation_edit(request, annotation_id: int):
     annotation = selectors.annotation_of(user=request.user, annotation_id=annotation_id)
     if annotation is None:
         raise Http404("No such annotation.")
-    form = AnswerForm(request.POST) if request.method == "POST" else AnswerForm.from_annotation(annotation)
+    ask = selectors.annotation_asks_main_factor(annotation)
+    form = (
+        AnswerForm(request.POST, ask_main_factor=ask)
+        if request.method == "POST"
+        else AnswerForm.from_annotation(annotation, ask_main_factor=ask)
+    )
     status = 200
     if request.method == "POST":
         if form.is_valid() and form.answer is not None:
@@ -211,6 +216,7 @@ def campaign_admin(request):
                 overlap_copies=d["overlap_copies"],
                 gold_rate=d["gold_rate"],
                 qualification_threshold=d["qualification_threshold"],
+                ask_main_factor=d["ask_main_factor"],
                 created_by=request.user,
             )
             if d["status"] != campaign.status:

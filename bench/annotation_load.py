@@ -175,6 +175,7 @@ def _setup_data(n_images: int, n_clients: int, overlap: float, copies: int) -> d
 
 ANSWER = {
     "factors": ["pose", "background"],
+    "main_factor": "pose",  # new campaigns ask which ticked factor is the main one
     "nothing_differs": False,
     "justification": "turned left, other room",
     "one_word": "pose",

@@ -41,6 +41,7 @@ class Answer:
     one_word: str
     time_on_task_ms: int | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    main_factor: str = ""
 
 
 def answer_clean(
@@ -51,11 +52,15 @@ def answer_clean(
     one_word: str,
     time_on_task_ms: int | None = None,
     one_word_required: bool = True,
+    main_factor: str = "",
+    main_factor_required: bool = False,
 ) -> Answer:
     """Validate an answer; raises DomainError naming the first bad field (details hold them all).
 
     `one_word_required=False` is for reviewers' corrections and adjudications, where the summary
     may be left empty; when given, it obeys the same limits as the annotator's.
+    `main_factor`: the ticked factor named as the main one (main_factor_error says the rule);
+    `main_factor_required` where the campaign asks for it.
     """
     factors = list(factors)
     errors: dict[str, str] = {}
@@ -78,12 +83,35 @@ def answer_clean(
     message = one_word_error(one_word, required=one_word_required)
     if message:
         errors["one_word"] = message
+    main_factor = (main_factor or "").strip()
+    if "factors" not in errors:
+        main_factor, message = main_factor_resolve(chosen, main_factor, required=main_factor_required)
+        if message:
+            errors["main_factor"] = message
     if time_on_task_ms is not None and not 0 <= time_on_task_ms <= TIME_ON_TASK_MAX_MS:
         errors["time_on_task_ms"] = "The time on task is out of range."
     if errors:
         first = next(iter(errors))
         raise DomainError(errors[first], code="invalid", field=first, details=errors)
-    return Answer(chosen, bool(nothing_differs), justification, one_word, time_on_task_ms)
+    return Answer(chosen, bool(nothing_differs), justification, one_word, time_on_task_ms, main_factor=main_factor)
+
+
+def main_factor_resolve(chosen: list[str], main_factor: str, *, required: bool) -> tuple[str, str | None]:
+    """(the main factor, why it is refused or None) for the ticked factors `chosen`.
+
+    The main factor must be one of the ticked factors. With exactly one factor ticked it is
+    implied (where the campaign asks for one); with two or more, a campaign that asks needs it
+    named. Nothing ticked ("nothing differs") has no main factor.
+    """
+    if main_factor and main_factor not in FACTOR_KEYS:
+        return "", f"Unknown main factor {main_factor!r}."
+    if main_factor and main_factor not in chosen:
+        return "", f"The main factor ({main_factor}) must be one of the ticked factors."
+    if not main_factor and required and len(chosen) == 1:
+        return chosen[0], None
+    if not main_factor and required and len(chosen) >= 2:
+        return "", "Mark which of the ticked factors is the main one (Shift + its key)."
+    return main_factor, None
 
 
 def one_word_error(one_word: str, *, required: bool = True) -> str | None:

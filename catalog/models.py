@@ -179,6 +179,9 @@ class Annotation(FactorFlags):
     )
     justification = models.TextField(blank=True)
     one_word = models.CharField(max_length=300, blank=True)
+    # The one ticked factor the annotator (or a correcting reviewer) named as the main
+    # difference, where the campaign asks for it; curation uses it as the image's top factor.
+    main_factor = models.CharField(max_length=32, choices=FactorKey.choices, blank=True)
     status = models.CharField(max_length=16, choices=AnnotationStatus.choices, default=AnnotationStatus.SUBMITTED)
     version = models.PositiveIntegerField(default=1)
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -211,6 +214,9 @@ class Annotation(FactorFlags):
                 condition=Q(reference_top_factor="") | Q(reference_top_factor__in=FACTOR_KEYS),
                 name="reference_top_factor_is_a_factor",
             ),
+            models.CheckConstraint(
+                condition=Q(main_factor="") | Q(main_factor__in=FACTOR_KEYS), name="main_factor_is_a_factor"
+            ),
         ]
         indexes = [models.Index(fields=["image", "status"])]
 
@@ -231,6 +237,7 @@ class Annotation(FactorFlags):
             "nothing_differs": self.nothing_differs,
             "justification": self.justification,
             "one_word": self.one_word,
+            "main_factor": self.main_factor,
             "status": self.status,
         }
 

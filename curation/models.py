@@ -60,6 +60,14 @@ class CurationRun(models.Model):
         return self.processed / self.total if self.total else 0.0
 
 
+class TopFactorSource(models.TextChoices):
+    """Where a curated image's top factor comes from."""
+
+    ANNOTATOR = "annotator", "main factor named by the annotator (or a correcting reviewer)"
+    SINGLE = "single", "the only ticked factor"
+    SELECTOR = "selector", "chosen by the run's selector"
+
+
 class CuratedImage(FactorFlags):
     """One image's curated answer in one run: its factor flags, texts and chosen top factor."""
 
@@ -69,6 +77,7 @@ class CuratedImage(FactorFlags):
     justification = models.TextField(blank=True)
     one_word = models.CharField(max_length=300, blank=True)
     top_factor = models.CharField(max_length=32, choices=FactorKey.choices, blank=True)
+    top_factor_source = models.CharField(max_length=16, choices=TopFactorSource.choices, blank=True)
     # Snapshots used by the statistics (and by exports) so they never join back to the catalogue.
     split = models.CharField(max_length=8, blank=True)
     meta_label = models.CharField(max_length=32, default="other")
@@ -81,6 +90,12 @@ class CuratedImage(FactorFlags):
             models.CheckConstraint(condition=Q(meta_label__in=META_LABELS), name="curated_meta_label_is_known"),
             models.CheckConstraint(
                 condition=Q(top_factor="") | Q(top_factor__in=FACTOR_KEYS), name="curated_top_factor_is_a_factor"
+            ),
+            # Blank = not recorded (rows written by code that predates the source); curation's
+            # pipeline always records it.
+            models.CheckConstraint(
+                condition=Q(top_factor_source="") | Q(top_factor_source__in=TopFactorSource.values),
+                name="curated_top_factor_source_is_known",
             ),
         ]
 

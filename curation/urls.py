@@ -1,6 +1,7 @@
 from django.urls import path
 
 from curation import views
+from curation.explorer import views as explorer
 
 app_name = "curation"
 
@@ -11,4 +12,8 @@ urlpatterns = [
     path("runs/<id:run_id>/restart/", views.run_restart, name="run_restart"),
     path("runs/<id:run_id>/figures/<slug:key>.<str:fmt>", views.figure, name="figure"),
     path("datasets/<slug:slug>/meta-labels/", views.meta_labels, name="meta_labels"),
+    path("explore/", explorer.index, name="explore_index"),
+    path("explore/<slug:slug>/", explorer.gallery, name="explore"),
+    path("explore/<slug:slug>/count.json", explorer.count, name="explore_count"),
+    path("explore/<slug:slug>/images/<int:image_id>/", explorer.image, name="explore_image"),
 ]

@@ -90,7 +90,7 @@ def run_detail(request, run_id: int):
             {
                 "key": k,
                 "cells": [
-                    (counts[s]["selected"][k], counts[s]["top"][k], counts[s].get("reference_top", {}).get(k))
+                    (s, counts[s]["selected"][k], counts[s]["top"][k], counts[s].get("reference_top", {}).get(k))
                     for s in ["all", *splits]
                 ],
             }

@@ -68,6 +68,21 @@ def _multi_review(image_ids: Any, n_images: int) -> dict[str, Any]:
     return out
 
 
+def _top_factor_sources(run_id: int) -> dict[str, dict[str, int]]:
+    """Per split: how many top factors came from the annotators' main factors, from the only
+    ticked factor, and from the run's selector (images without a top factor count as "none")."""
+    rows = (
+        CuratedImage.objects.filter(run_id=run_id)
+        .values("split", "top_factor_source")
+        .annotate(n=Count("id"))
+        .order_by("split", "top_factor_source")
+    )
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        out.setdefault(r["split"] or "none", {})[r["top_factor_source"] or "none"] = r["n"]
+    return out
+
+
 def _final_sources(run_id: int) -> dict[str, int]:
     rows = CuratedImage.objects.filter(run_id=run_id).values("annotation__source").annotate(n=Count("id")).order_by()
     return {
@@ -152,9 +167,14 @@ def build_datasheet(
             "Top-factor selection summary": stats.get("selection"),
             "Top-factor agreement with the published reference": stats.get("agreement_with_reference"),
             "How was the top factor chosen?": (
-                "By the curation run: for each image one of its selected factors, the one its justification "
-                "supports best (see the parameters above)."
+                "By the curation run: for each image one of its selected factors. Where the final answer names "
+                "its main factor (the annotator, or a reviewer correcting the answer, said which ticked factor "
+                "is the main difference), that one (source 'annotator'); where only one factor is ticked, that "
+                "one ('single'); otherwise the one the run's selector finds its justification supports best "
+                "('selector', see the parameters above). The top-factor files keep the ImageNet-X format; "
+                "the source of each count is below."
             ),
+            "Sources of the top factors": _top_factor_sources(run.pk),
             "Are the raw annotations available?": "Not in this release; every version of every answer is kept "
             "on the platform.",
         },

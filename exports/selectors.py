@@ -89,6 +89,41 @@ def verify_release_file(release: Release, name: str | None) -> None:
     fh.close()
 
 
+def release_datasheet_counts(release: Release) -> dict[str, Any] | None:
+    """The counts of a built release's datasheet.json (checksum-verified), laid out for its page:
+    each count links to the explorer filtered to the release's curation run snapshot."""
+    import json
+
+    if not release.files.filter(name="datasheet.json").exists():
+        return None
+    try:
+        fh, _, _ = open_verified_release_file(release, "datasheet.json")
+    except DomainError:
+        return None  # the page says the file is missing or changed; downloads refuse it
+    with fh:
+        sheet = json.load(fh)
+    comp = sheet.get("composition", {})
+    splits = list(comp.get("Images per split", {}))
+    per_factor = comp.get("Images per factor (multi-factor files)", {})
+    per_top = comp.get("Images per top factor (top-factor files)", {})
+    rows = [
+        {"key": k, "cells": [(s, per_factor.get(s, {}).get(k, 0), per_top.get(s, {}).get(k, 0)) for s in splits]}
+        for k in RELEASE_FACTOR_ORDER
+    ]
+    return {
+        "splits": splits,
+        "images": comp.get("Images per split", {}),
+        "total": comp.get("Total images"),
+        "without_top": comp.get("Images without a top factor", {}),
+        "rows": rows,
+        "sources": sheet.get("collection_process", {}).get("Sources of the final answers", {}),
+        "multi_review": (sheet.get("collection_process", {}).get("Multi-review") or {}).get(
+            "images_with_two_or_more_annotators"
+        ),
+        "top_sources": sheet.get("preprocessing_cleaning_labeling", {}).get("Sources of the top factors"),
+    }
+
+
 # --- prototypes a release ships -----------------------------------------------------------
 def release_prototypes(*, dataset: Dataset, run: PrototypeRun | None) -> tuple[list[str], dict[str, Any]]:
     """The prototypes a release of `dataset` ships, and where they come from (for the datasheet).

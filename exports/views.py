@@ -68,6 +68,7 @@ def release_detail(request, pk: int):
             "can_build": release.status
             in (ReleaseStatus.DRAFT, ReleaseStatus.BUILT, ReleaseStatus.FAILED, ReleaseStatus.BUILDING),
             "can_publish": release.status == ReleaseStatus.BUILT,
+            "sheet": selectors.release_datasheet_counts(release) if release.archive_sha256 else None,
         },
     )
 

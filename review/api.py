@@ -46,6 +46,10 @@ class CorrectionIn(DecisionIn):
         pattern=ONE_WORD_OPTIONAL_PATTERN,
         pattern_message=ONE_WORD_PATTERN_MESSAGE,
     )
+    # Absent: keep the annotator's main factor; "" clears it (allowed only where none is needed).
+    main_factor = serializers.ChoiceField(
+        choices=list(FACTOR_KEYS), required=False, allow_blank=True, allow_null=True, default=None
+    )
 
 
 class AdjudicationIn(serializers.Serializer):
@@ -160,6 +164,7 @@ class DecisionApi(APIView):
                 justification=d["justification"],
                 one_word=d["one_word"],
                 comment=d["comment"],
+                main_factor=d.get("main_factor"),
             )
         elif self.action == "reject":
             d = _valid(RejectIn, request.data)

@@ -103,6 +103,8 @@ def setup(*, stdout: TextIO) -> None:
                 justification=text,
                 one_word=factors[0] if factors else "same",
                 time_on_task_ms=int(seconds * 1000),
+                # The demo's annotators name their first factor as the main one (the campaign asks).
+                main_factor=factors[0] if factors and a.kind == AssignmentKind.WORK else "",
             )
             result = annotation_submit(assignment_id=a.pk, user=user, answer=answer)
             if result.annotation is not None:

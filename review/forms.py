@@ -23,6 +23,7 @@ class CorrectionForm(DecisionForm):
     nothing_differs = forms.BooleanField(required=False)
     justification = forms.CharField(max_length=JUSTIFICATION_MAX, required=False)
     one_word = forms.CharField(max_length=ONE_WORD_MAX, required=False)
+    main_factor = forms.ChoiceField(choices=[("", "none"), *((f.key, f.wording) for f in FACTORS)], required=False)
 
 
 class AdjudicationForm(forms.Form):

@@ -316,6 +316,40 @@ def set_agreement_summary(X: np.ndarray, M: np.ndarray, *, n_boot: int = 500, se
     }
 
 
+def main_factor_agreement(
+    item_ids: np.ndarray, main_idx: np.ndarray, n_categories: int, *, n_boot: int = 500, seed: int = 0
+) -> dict:
+    """Agreement on the main factor between the annotators of multi-reviewed images.
+
+    One nominal rating per answer (`main_idx`, the main factor's index) for the item `item_ids`;
+    items with two or more such answers count. Raw pairwise agreement (share of agreeing annotator
+    pairs), Fleiss' kappa and Krippendorff's alpha (nominal), each with a percentile bootstrap CI
+    over items.
+    """
+    item_ids = np.asarray(item_ids, dtype=np.int64)
+    main_idx = np.asarray(main_idx, dtype=np.int64)
+    uniq, inverse = np.unique(item_ids, return_inverse=True)
+    table = np.zeros((len(uniq), n_categories), dtype=np.float64)
+    np.add.at(table, (inverse, main_idx), 1.0)
+    table = table[table.sum(axis=1) >= 2]
+    out: dict = {"n_items": int(len(table)), "n_answers": int(table.sum())}
+    if len(table) == 0:
+        return {
+            **out,
+            "raw": None,
+            "raw_ci": [None, None],
+            "kappa": None,
+            "kappa_ci": [None, None],
+            "alpha": None,
+            "alpha_ci": [None, None],
+        }
+    rng = np.random.default_rng(seed)
+    for key, stat in (("raw", raw_agreement), ("kappa", fleiss_kappa), ("alpha", krippendorff_alpha_nominal)):
+        out[key] = _f(stat(table))
+        out[f"{key}_ci"] = [_f(v) for v in bootstrap_ci(table, stat, n_boot=n_boot, rng=rng)]
+    return out
+
+
 # --- Consensus -----------------------------------------------------------------------------
 
 

@@ -86,6 +86,7 @@ def _audit_context(request, annotation: Annotation, *, form=None) -> dict:
             "own": annotation.annotator_id == request.user.pk,
             "correct_form": form,
             "selected": set(form.data.getlist("factors")) if form else set(annotation.selected_factors),
+            "main_selected": form.data.get("main_factor", "") if form else annotation.main_factor,
             "reviewable": annotation.status == "submitted" and annotation.annotator_id != request.user.pk,
             "decisions": annotation.review_decisions.select_related("reviewer").order_by("id"),
         }
@@ -132,6 +133,7 @@ def decide(request: HttpRequest, annotation_id: int, action: str) -> HttpRespons
                 justification=d["justification"],
                 one_word=d["one_word"],
                 comment=d["comment"],
+                main_factor=d["main_factor"],
             )
             messages.success(request, "Corrected: your edit is the new version; the original is kept.")
     except DomainError as e:

@@ -37,6 +37,7 @@ def campaign_create(
     lease_minutes: int | None = None,
     gold_rate: float | None = None,
     qualification_threshold: float = 0.5,
+    ask_main_factor: bool = True,
     created_by=None,
     include_known_variants: bool = False,
     exclude_image_ids: list[int] | None = None,
@@ -106,6 +107,7 @@ def campaign_create(
             lease_minutes=lease_minutes or settings.LEASE_MINUTES,
             gold_rate=settings.GOLD_RATE if gold_rate is None else gold_rate,
             qualification_threshold=qualification_threshold,
+            ask_main_factor=ask_main_factor,
             created_by=created_by,
         )
         if class_ids:

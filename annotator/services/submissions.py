@@ -20,10 +20,17 @@ from annotator.models import (
 )
 from annotator.services.leases import live_work_leases, lock_own_assignment, require_annotator
 from annotator.services.qualification import qualification_decide
-from catalog.answers import TIME_ON_TASK_MAX_MS, Answer, f1_counts, f1_from_counts, factor_flags
+from catalog.answers import (
+    TIME_ON_TASK_MAX_MS,
+    Answer,
+    f1_counts,
+    f1_from_counts,
+    factor_flags,
+    main_factor_resolve,
+)
 from catalog.models import Annotation, AnnotationSource, AnnotationStatus
 from catalog.services import annotation_version_append
-from infra.errors import Conflict, NotFound
+from infra.errors import Conflict, DomainError, NotFound
 
 
 @dataclass
@@ -82,10 +89,12 @@ def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime,
         raise Conflict("This image has all its planned annotations already. Nothing was saved.", code="item_full")
     # The unique (image, annotator) constraint backs the queue's "never twice"; a violation
     # aborts the whole transaction and annotation_submit answers a Conflict.
+    main_factor = _main_factor(answer, required=assignment.campaign.ask_main_factor)
     annotation = Annotation(
         image_id=assignment.image_id,
         source=AnnotationSource.USER,
         annotator=user,
+        main_factor=main_factor,
         nothing_differs=answer.nothing_differs,
         justification=answer.justification,
         one_word=answer.one_word,
@@ -99,6 +108,19 @@ def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime,
     assignment.annotation = annotation
     assignment.save(update_fields=["status", "submitted_at", "annotation"])
     return SubmitResult(assignment=assignment, annotation=annotation)
+
+
+def _main_factor(answer: Answer, *, required: bool) -> str:
+    """The answer's main factor under the campaign's setting (the API and the form validated it
+    with catalog.answers already; checked again here because the campaign decides)."""
+    main, message = main_factor_resolve(answer.factors, answer.main_factor, required=required)
+    if message and answer.main_factor:
+        raise DomainError(message, field="main_factor")
+    if message:
+        # The answer is valid on its own; what it lacks is what this campaign (or the answer being
+        # revised) asks for: a state rule, answered 409 like the services' other state conflicts.
+        raise Conflict(message, field="main_factor", code="main_factor_required")
+    return main
 
 
 def _submit_gold(*, assignment: Assignment, user, answer: Answer, now: datetime, time_ms: int) -> SubmitResult:
@@ -152,6 +174,7 @@ def annotation_revise(*, annotation_id: int, user, answer: Answer) -> Annotation
             )
         for key, value in factor_flags(answer.factors).items():
             setattr(annotation, key, value)
+        annotation.main_factor = _main_factor(answer, required=bool(answer.main_factor) or bool(annotation.main_factor))
         annotation.nothing_differs = answer.nothing_differs
         annotation.justification = answer.justification
         annotation.one_word = answer.one_word

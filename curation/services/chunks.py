@@ -10,7 +10,7 @@ from django.utils import timezone
 from catalog.factors import FACTOR_KEYS, META_LABELS
 from catalog.models import Annotation
 from curation import topfactor
-from curation.models import CuratedImage, CurationChunk, CurationRun, SelectorModel
+from curation.models import CuratedImage, CurationChunk, CurationRun, SelectorModel, TopFactorSource
 from curation.services.selector_models import reads_texts_apart, select_learned2, select_top_factors
 from infra.bulkcopy import copy_rows
 from infra.embeddings import embed_texts, load_nlp
@@ -61,10 +61,11 @@ def curation_chunk_process(*, run_id: int, index: int) -> int:
         "image__image_class__meta_label",
         "justification",
         "one_word",
+        "main_factor",
         *FACTOR_KEYS,
     ]
     rows = list(Annotation.objects.filter(id__in=chunk.annotation_ids).order_by("image_id").values_list(*fields))
-    mask = np.array([r[6:] for r in rows], dtype=bool).reshape(len(rows), len(FACTOR_KEYS))
+    mask = np.array([r[7:] for r in rows], dtype=bool).reshape(len(rows), len(FACTOR_KEYS))
     top, has = compute_chunk(
         params=run.params,
         justifications=[r[4] for r in rows],
@@ -81,9 +82,9 @@ def curation_chunk_process(*, run_id: int, index: int) -> int:
             r[3] if r[3] in META_LABELS else "other",
             r[4],
             r[5],
-            FACTOR_KEYS[t] if t >= 0 else "",
+            *top_factor_with_source(r[6], FACTOR_KEYS[t] if t >= 0 else "", flags=r[7:]),
             bool(h),
-            *(bool(v) for v in r[6:]),
+            *(bool(v) for v in r[7:]),
         )
         for r, t, h in zip(rows, top.tolist(), has.tolist(), strict=True)
     ]
@@ -108,6 +109,18 @@ def curation_chunk_process(*, run_id: int, index: int) -> int:
     return len(results)
 
 
+def top_factor_with_source(main_factor: str, selected: str, *, flags) -> tuple[str, str]:
+    """(top factor, its source) of one image: the final answer's main factor where it names one
+    of its ticked factors (the person who looked at the image said so), else what the selector
+    chose among the ticks. `flags`: the answer's 16 ticks in FACTOR_KEYS order."""
+    ticked = [k for k, v in zip(FACTOR_KEYS, flags, strict=True) if v]
+    if main_factor and main_factor in ticked:
+        return main_factor, TopFactorSource.ANNOTATOR
+    if not selected:
+        return "", ""
+    return selected, TopFactorSource.SINGLE if len(ticked) == 1 else TopFactorSource.SELECTOR
+
+
 _RESULT_COLUMNS = (
     "run_id",
     "image_id",
@@ -117,6 +130,7 @@ _RESULT_COLUMNS = (
     "justification",
     "one_word",
     "top_factor",
+    "top_factor_source",
     "text_has_vector",
     *FACTOR_KEYS,
 )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from catalog.factors import FACTOR_KEYS
@@ -62,6 +63,14 @@ def curation_finalise(*, run_id: int) -> CurationRun:
         "multi_factor": int((n_sel >= 2).sum()),
         "text_without_vector": int((~df["text_has_vector"].astype(bool)).sum()),
         "text_without_vector_multi": int(((~df["text_has_vector"].astype(bool)) & (n_sel >= 2)).sum()),
+    }
+    # Where the top factors come from (the annotators' main factors, the only tick, the selector).
+    stats["top_factor_sources"] = {
+        r["top_factor_source"] or "none": r["n"]
+        for r in CuratedImage.objects.filter(run_id=run_id)
+        .values("top_factor_source")
+        .annotate(n=Count("id"))
+        .order_by("top_factor_source")
     }
     # How often our selector agrees with the published top factor (images with 2+ factors), on
     # the images it did not learn from only: a learned selector scored on its own training

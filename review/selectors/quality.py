@@ -110,6 +110,16 @@ def quality_report(flt: QualityFilter | None = None, *, n_boot: int = 500) -> di
                 )
     report["by_meta_label"] = by_meta
 
+    # Agreement on the main factor (campaigns that ask for it): one nominal rating per answer.
+    mains = list(_answers(flt).exclude(main_factor="").values_list("image_id", "main_factor"))
+    index = {k: i for i, k in enumerate(FACTOR_KEYS)}
+    report["main_factor"] = metrics.main_factor_agreement(
+        np.array([m[0] for m in mains], dtype=np.int64),
+        np.array([index[m[1]] for m in mains], dtype=np.int64),
+        len(FACTOR_KEYS),
+        n_boot=n_boot,
+    )
+
     # Per annotator.
     users_arr, group = np.unique(annotator_ids, return_inverse=True)
     users = users_arr.tolist()

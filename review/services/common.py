@@ -16,15 +16,26 @@ def check_reviewer(user) -> None:
         raise Forbidden("Only reviewers and maintainers can review annotations.")
 
 
-def reviewer_answer(*, factors, nothing_differs: bool, justification: str, one_word: str) -> Answer:
+def reviewer_answer(
+    *,
+    factors,
+    nothing_differs: bool,
+    justification: str,
+    one_word: str,
+    main_factor: str = "",
+    main_factor_required: bool = False,
+) -> Answer:
     """A reviewer's correction or consensus, held to the annotator's rules (catalog.answers): the
-    same factor rule, justification and one-word limits; only the summary may be left empty."""
+    same factor rule, main-factor rule, justification and one-word limits; only the summary may
+    be left empty."""
     return answer_clean(
         factors=factors,
         nothing_differs=nothing_differs,
         justification=justification,
         one_word=one_word,
         one_word_required=False,
+        main_factor=main_factor,
+        main_factor_required=main_factor_required,
     )
 
 

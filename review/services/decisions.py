@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
 
-from catalog.answers import factor_flags
+from catalog.answers import factor_flags, main_factor_resolve
 from catalog.models import Annotation, AnnotationSource, AnnotationStatus
 from catalog.services import annotation_version_append
 from infra.errors import Conflict, DomainError, Forbidden, NotFound
@@ -104,19 +104,38 @@ def review_correct(
     justification: str,
     one_word: str = "",
     comment: str = "",
+    main_factor: str | None = None,
 ) -> Annotation:
-    """The reviewer's edit becomes a new version and the current state; earlier versions stay."""
-    answer = reviewer_answer(
-        factors=factors, nothing_differs=nothing_differs, justification=justification, one_word=one_word
-    )
+    """The reviewer's edit becomes a new version and the current state; earlier versions stay.
+
+    `main_factor`: the reviewer's main factor; None keeps the annotator's. An answer that named
+    a main factor keeps one (with a single ticked factor it is implied), and it must be ticked.
+    """
     comment = clean_comment(comment)
     ann = _lock_for_review(annotation_id=annotation_id, reviewer=reviewer, expected_version=expected_version)
+    answer = reviewer_answer(
+        factors=factors,
+        nothing_differs=nothing_differs,
+        justification=justification,
+        one_word=one_word,
+        # None keeps the annotator's main factor while it stays ticked.
+        main_factor=(ann.main_factor if ann.main_factor in set(factors) else "")
+        if main_factor is None
+        else main_factor,
+    )
+    # An answer that named a main factor keeps one: implied by a single ticked factor, else the
+    # reviewer names it (a rule of this annotation's state, so 409 like the other conflicts).
+    implied, missing = main_factor_resolve(answer.factors, answer.main_factor, required=bool(ann.main_factor))
+    if missing:
+        raise Conflict(missing, field="main_factor", code="main_factor_required")
+    answer.main_factor = implied
     before = ann.snapshot()
     for k, ticked in factor_flags(answer.factors).items():
         setattr(ann, k, ticked)
     ann.nothing_differs = answer.nothing_differs
     ann.justification = answer.justification
     ann.one_word = answer.one_word
+    ann.main_factor = answer.main_factor
     ann.status = AnnotationStatus.CORRECTED
     annotation_version_append(annotation=ann, author=reviewer, reason="review:correct")
     _decide(ann, reviewer, ReviewAction.CORRECT, expected_version, comment)

@@ -42,7 +42,7 @@
     if (!zoom.hidden && (e.key === "+" || e.key === "=")) { setScale(scale * 1.25); return; }
     if (!zoom.hidden && e.key === "-") { setScale(scale / 1.25); return; }
     const k = e.key.toLowerCase();
-    if (boxes[k]) {
+    if (boxes[k] && !e.shiftKey) {  // Shift + a factor key marks the main factor (main_factor.js)
       e.preventDefault();
       boxes[k].checked = !boxes[k].checked;
       if (boxes[k].checked) nothing.checked = false;

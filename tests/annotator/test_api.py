@@ -9,7 +9,14 @@ from rest_framework.test import APIClient
 from annotator.models import Assignment, AssignmentStatus
 from catalog.models import Annotation, Image
 
-ANSWER = {"factors": ["pose", "background"], "nothing_differs": False, "justification": "turned", "one_word": "pose"}
+# New campaigns ask for the main factor: an answer with two factors names one.
+ANSWER = {
+    "factors": ["pose", "background"],
+    "main_factor": "pose",
+    "nothing_differs": False,
+    "justification": "turned",
+    "one_word": "pose",
+}
 
 
 def _token_client(user) -> APIClient:
@@ -93,7 +100,9 @@ def test_revise_via_api_adds_a_version(campaign, annotator):
     aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
     c.post(f"/api/annotate/assignments/{aid}/submit", ANSWER, format="json")
     ann = Annotation.objects.get()
-    resp = c.put(f"/api/annotate/annotations/{ann.id}", {**ANSWER, "factors": ["color"]}, format="json")
+    resp = c.put(
+        f"/api/annotate/annotations/{ann.id}", {**ANSWER, "factors": ["color"], "main_factor": ""}, format="json"
+    )
     assert resp.status_code == 200 and resp.json()["version"] == 2
 
 

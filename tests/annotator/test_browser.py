@@ -82,6 +82,11 @@ def test_annotator_qualifies_and_annotates_three_images_with_the_keyboard(
         if n == 0:
             for k in keys:
                 page.keyboard.press(k)
+            # Two factors ticked: the campaign asks which one is the main one. Shift + its key.
+            assert not page.locator("input[name=main_factor]:checked").count()
+            page.keyboard.press("Shift+8")
+            assert page.locator("input[name=main_factor][value=brighter]").is_checked()
+            assert page.locator("input[name=main_factor][value=background]").is_disabled()
             page.keyboard.press("j")
             page.keyboard.type("<b>turned</b> & brighter")
             page.keyboard.press("Tab")
@@ -100,4 +105,7 @@ def test_annotator_qualifies_and_annotates_three_images_with_the_keyboard(
         assert mine[image_id].selected_factors == factors
     assert mine[next(iter(done))].justification == "<b>turned</b> & brighter"
     assert [a.nothing_differs for a in mine.values()] == [False, False, True]
+    # Named with Shift+8; implied by the only ticked factor; none when nothing differs.
+    assert [a.main_factor for a in mine.values()] == ["brighter", "background", ""]
+    assert [a.versions.get().data["main_factor"] for a in mine.values()] == ["brighter", "background", ""]
     assert all(a.time_on_task_ms and a.time_on_task_ms > 0 for a in mine.values())

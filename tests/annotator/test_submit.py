@@ -47,7 +47,9 @@ def test_zero_factors_allowed_with_explicit_nothing_differs():
 @pytest.mark.embedded
 def test_submit_creates_annotation_and_first_version(campaign, annotator):
     a = assignment_next(campaign_id=campaign.id, user=annotator)
-    result = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer(factors=["darker", "pose"]))
+    result = annotation_submit(
+        assignment_id=a.pk, user=annotator, answer=answer(factors=["darker", "pose"], main_factor="darker")
+    )
     ann = result.annotation
     ann.refresh_from_db()
     assert ann.selected_factors == ["pose", "darker"] and ann.annotator == annotator
