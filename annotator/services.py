@@ -483,6 +483,8 @@ class SubmitResult:
     annotation: Annotation | None = None
     gold_response: GoldResponse | None = None
     qualification: Qualification | None = None
+    # True when this was a retried request for a submission stored earlier (nothing written).
+    replayed: bool = False
 
 
 def _lock_own_assignment(*, assignment_id: int, user) -> Assignment:
@@ -514,6 +516,12 @@ def annotation_submit(*, assignment_id: int, user, answer: Answer, now: datetime
         with transaction.atomic():
             assignment = _lock_own_assignment(assignment_id=assignment_id, user=user)
             if assignment.status == AssignmentStatus.SUBMITTED:
+                # Idempotent for a retried request: the lease is the natural key, so the same
+                # answer again (a client that lost our reply to a killed worker or a dropped
+                # connection) gets the stored result back and nothing is written twice.
+                replay = _submit_replay(assignment=assignment, answer=answer)
+                if replay is not None:
+                    return replay
                 raise Conflict("You have already submitted this image; revise your annotation from 'My annotations'.")
             if assignment.status == AssignmentStatus.SKIPPED:
                 raise Conflict("You skipped this image; it cannot be submitted any more.")
@@ -526,6 +534,55 @@ def annotation_submit(*, assignment_id: int, user, answer: Answer, now: datetime
             return _submit_gold(assignment=assignment, user=user, answer=answer, now=now, time_ms=time_ms)
     except IntegrityError:
         raise Conflict("You have already annotated this image. Nothing was saved.", code="already_annotated")
+
+
+def _same_answer(stored: dict, answer: Answer) -> bool:
+    return (
+        list(stored.get("factors") or []) == answer.factors
+        and bool(stored.get("nothing_differs")) == answer.nothing_differs
+        and (stored.get("justification") or "") == answer.justification
+        and (stored.get("one_word") or "") == answer.one_word
+    )
+
+
+def _submit_replay(*, assignment: Assignment, answer: Answer) -> SubmitResult | None:
+    """The stored result when `answer` repeats what was submitted for this (locked, submitted)
+    assignment; None when it differs (a second answer is a revision, not a retry).
+
+    Compared with the first version (what the original request wrote), so a retry that
+    arrives after the annotator revised still finds its match and changes nothing.
+    """
+    if assignment.kind == AssignmentKind.WORK:
+        if assignment.annotation_id is None:
+            return None
+        first = (
+            AnnotationVersion.objects.filter(annotation_id=assignment.annotation_id)
+            .order_by("version")
+            .values_list("data", flat=True)
+            .first()
+        )
+        if first is None or not _same_answer(first, answer):
+            return None
+        return SubmitResult(
+            assignment=assignment, annotation=Annotation.objects.get(pk=assignment.annotation_id), replayed=True
+        )
+    response = GoldResponse.objects.select_related("gold_item").filter(assignment=assignment).first()
+    if response is None or not _same_answer(
+        {
+            "factors": response.factors,
+            "nothing_differs": response.nothing_differs,
+            "justification": response.justification,
+            "one_word": response.one_word,
+        },
+        answer,
+    ):
+        return None
+    qual = (
+        Qualification.objects.filter(campaign_id=assignment.campaign_id, annotator_id=assignment.annotator_id).first()
+        if assignment.kind == AssignmentKind.QUALIFICATION
+        else None
+    )
+    return SubmitResult(assignment=assignment, gold_response=response, qualification=qual, replayed=True)
 
 
 def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime, time_ms: int) -> SubmitResult:
