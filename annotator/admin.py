@@ -41,7 +41,7 @@ class AssignmentAdmin(admin.ModelAdmin):
         "prototype_run_id",
     ]
     list_filter = ["campaign", "kind", "status"]
-    raw_id_fields = ["item", "gold_item", "image", "annotation"]
+    raw_id_fields = ["item", "gold_item", "image", "annotation", "prototype_run"]
 
 
 @admin.register(GoldItem)

@@ -6,7 +6,6 @@ JSON shape of infra.errors. Gold and overlap assignments look exactly like any o
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -16,11 +15,11 @@ from rest_framework.views import APIView
 
 from annotator import selectors, services
 from annotator.models import AssignmentKind
+from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, Answer, answer_clean
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation
 from infra.errors import NotFound
 from infra.roles import Role, role_permission
-from prototypes.selectors import prototypes_for_class
 
 IsAnnotator = role_permission(Role.ANNOTATOR)
 
@@ -58,15 +57,13 @@ class AnswerSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=32), max_length=len(FACTOR_KEYS), allow_empty=True
     )
     nothing_differs = serializers.BooleanField(default=False)
-    justification = serializers.CharField(
-        allow_blank=True, max_length=services.JUSTIFICATION_MAX, trim_whitespace=False
-    )
-    one_word = serializers.CharField(allow_blank=True, max_length=services.ONE_WORD_MAX)
+    justification = serializers.CharField(allow_blank=True, max_length=JUSTIFICATION_MAX, trim_whitespace=False)
+    one_word = serializers.CharField(allow_blank=True, max_length=ONE_WORD_MAX)
     time_on_task_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
 
-    def to_answer(self) -> services.Answer:
+    def to_answer(self) -> Answer:
         d = self.validated_data
-        return services.answer_clean(
+        return answer_clean(
             factors=list(d["factors"]),
             nothing_differs=d["nothing_differs"],
             justification=d["justification"],
@@ -121,17 +118,10 @@ def _image_ref(image) -> dict:
 
 def assignment_payload(assignment, user) -> dict:
     image = assignment.image
-    # A lease written in this request already read the prototypes it recorded (_lease keeps
-    # them on the instance): reuse them instead of asking again. A held lease (page reload)
-    # reads them afresh and records them if they changed (provenance of what is shown).
+    # A lease written in this request kept the prototypes it recorded on the instance (_lease);
+    # a held lease (page reload) shows what it recorded when it was claimed.
     fresh = getattr(assignment, "_prototypes", None)
-    if fresh is not None:
-        run, protos = fresh
-    else:
-        run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS)
-        services.assignment_record_prototypes(
-            assignment=assignment, run_id=getattr(run, "pk", None), image_ids=[p.pk for p in protos]
-        )
+    protos = fresh[1] if fresh is not None else selectors.assignment_prototypes(assignment=assignment)
     progress = selectors.annotator_progress(campaign=assignment.campaign, user=user)
     return {
         "id": assignment.pk,

@@ -5,14 +5,15 @@ from __future__ import annotations
 from django import forms
 
 from annotator.models import CampaignStatus
-from annotator.services import JUSTIFICATION_MAX, ONE_WORD_MAX, SKIP_REASON_MAX, Answer, answer_clean
+from annotator.services import SKIP_REASON_MAX
+from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, Answer, answer_clean
 from catalog.factors import FACTORS
 from catalog.models import Dataset, Split
 from infra.errors import DomainError
 
 
 class AnswerForm(forms.Form):
-    """Validation lives in services.answer_clean (shared with the API); errors land at their field."""
+    """Validation lives in catalog.answers.answer_clean (shared with the API and review); errors land at their field."""
 
     nothing_differs = forms.BooleanField(required=False, label="nothing differs")
     justification = forms.CharField(

@@ -133,6 +133,20 @@ class AssignmentStatus(models.TextChoices):
     SKIPPED = "skipped", "skipped"
 
 
+def live_lease_q(now) -> Q:
+    """The one "live lease" rule: handed out and not yet expired (it holds its slot until then)."""
+    return Q(status=AssignmentStatus.LEASED, expires_at__gt=now)
+
+
+def live_lease_sql(alias: str) -> str:
+    """live_lease_q as SQL for the queue's raw queries; parameters from live_lease_params."""
+    return f"{alias}.status = %s AND {alias}.expires_at > %s"
+
+
+def live_lease_params(now, connection) -> list:
+    return [AssignmentStatus.LEASED.value, connection.ops.adapt_datetimefield_value(now)]
+
+
 class Assignment(models.Model):
     """A lease: one image handed to one annotator. An annotator gets an image at most once.
 
@@ -153,7 +167,12 @@ class Assignment(models.Model):
     skip_reason = models.CharField(max_length=300, blank=True)
     # Provenance: which prototype run's images were shown next to the sample (None = the
     # stand-in images used before any prototype run existed) and which images they were.
-    prototype_run_id = models.BigIntegerField(null=True, blank=True)
+    # SET_NULL, not PROTECT: a lease is provenance of what was shown, not a reason to keep a
+    # prototype run forever; if a maintainer deletes a run, its leases keep the image ids and
+    # read "run unknown" instead of blocking the deletion (or disappearing, as CASCADE would).
+    prototype_run = models.ForeignKey(
+        "prototypes.PrototypeRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     prototype_image_ids = models.JSONField(default=list, blank=True)
     annotation = models.ForeignKey(
         "catalog.Annotation", null=True, blank=True, on_delete=models.SET_NULL, related_name="assignments"
@@ -186,7 +205,11 @@ class Assignment(models.Model):
 
     @property
     def is_expired(self) -> bool:
-        return self.status == AssignmentStatus.LEASED and self.expires_at <= timezone.now()
+        return not self.is_live(timezone.now()) and self.status == AssignmentStatus.LEASED
+
+    def is_live(self, now) -> bool:
+        """live_lease_q for one row."""
+        return self.status == AssignmentStatus.LEASED and self.expires_at > now
 
 
 class GoldResponse(models.Model):

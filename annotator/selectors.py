@@ -16,7 +16,7 @@ from annotator.models import (
     GoldKind,
     GoldResponse,
 )
-from catalog.models import Annotation
+from catalog.models import Annotation, Image
 
 
 def gold_accuracy_by_annotator(*, user_ids: list[int] | None = None) -> dict[int, float | None]:
@@ -103,6 +103,16 @@ def assignment_of(*, user, assignment_id: int) -> Assignment | None:
         .select_related("campaign", "image", "image__image_class", "image__dataset", "gold_item", "annotation")
         .first()
     )
+
+
+def assignment_prototypes(*, assignment: Assignment) -> list[Image]:
+    """The prototype images the lease recorded when it was claimed, in the order shown (a read:
+    pages and the API render these, they never look the prototypes up again and write)."""
+    ids = list(assignment.prototype_image_ids or [])
+    if not ids:
+        return []
+    by_id = Image.objects.in_bulk(ids)
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def annotators() -> QuerySet:

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotator import selectors, services
@@ -20,7 +19,6 @@ from catalog.factors import FACTORS, FACTORS_BY_KEY
 from catalog.models import Image
 from infra.errors import DomainError
 from infra.roles import Role, role_required
-from prototypes.selectors import prototypes_for_class
 
 ANY_ROLE = (Role.ANNOTATOR, Role.REVIEWER, Role.MAINTAINER)
 
@@ -47,15 +45,6 @@ def campaign_next(request, campaign_id: int):
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         return render(request, "annotator/nothing_left.html", {"campaign": campaign}, status=200)
     return redirect("annotator:assignment", assignment_id=assignment.pk)
-
-
-def _prototypes(assignment):
-    """The three prototypes of the sample's class, read only through the prototypes service."""
-    run, images = prototypes_for_class(assignment.image.image_class, k=settings.PROTOTYPES_PER_CLASS)
-    services.assignment_record_prototypes(
-        assignment=assignment, run_id=getattr(run, "pk", None), image_ids=[i.pk for i in images]
-    )
-    return run, images
 
 
 @role_required(Role.ANNOTATOR)
@@ -85,13 +74,13 @@ def assignment_form(request, assignment_id: int):
                 return redirect("annotator:feedback", assignment_id=assignment.pk)
             return redirect("annotator:next", campaign_id=assignment.campaign_id)
         status = 400
-    run, protos = _prototypes(assignment)
     ctx = {
         "assignment": assignment,
         "campaign": assignment.campaign,
         "image": assignment.image,
-        "prototypes": protos,
-        "prototype_run": run,
+        # What the lease recorded when it was claimed (a GET renders, it never writes).
+        "prototypes": selectors.assignment_prototypes(assignment=assignment),
+        "prototype_run_id": assignment.prototype_run_id,
         "form": form,
         "skip_form": SkipForm(),
         "factor_rows": form.factor_rows(),
@@ -269,7 +258,3 @@ def image_file(request, image_id: int, size: str):
     resp["Cache-Control"] = "private, max-age=86400"
     resp["ETag"] = etag
     return resp
-
-
-def assignment_url(assignment) -> str:
-    return reverse("annotator:assignment", args=[assignment.pk])

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_STORED_MAX
 from catalog.factors import FACTOR_KEYS, META_LABELS, RELEASE_KEY_ORDER
 
 RELEASE_NAME = "imagenet-x-0.0.7"
@@ -182,6 +183,17 @@ def _parse_line(p: Path, lineno: int, raw: bytes, n_classes: int) -> dict:
     for k in ("justification", "one_word"):
         if obj[k] is not None and not isinstance(obj[k], str):
             raise ReleaseFormatError(f"{where}: {k} must be a string or null")
+    # The release is imported as published, not held to the annotator form's limits
+    # (catalog.answers): in imagenet-x 0.0.7, 87 one_word summaries are longer than ONE_WORD_MAX
+    # (up to 77 characters), 2,366 have more than ONE_WORD_MAX_WORDS words, 49 one_word and 19
+    # justifications are empty, and 8 records tick no factor without "nothing differs"
+    # (the release has no such field). Refusing them would drop published records; rewriting
+    # them would no longer be the release. Only what the columns must hold is checked, so a
+    # damaged copy is refused here instead of failing in the database.
+    if len(obj["justification"] or "") > JUSTIFICATION_MAX:
+        raise ReleaseFormatError(f"{where}: justification longer than {JUSTIFICATION_MAX} characters")
+    if len(obj["one_word"] or "") > ONE_WORD_STORED_MAX:
+        raise ReleaseFormatError(f"{where}: one_word longer than {ONE_WORD_STORED_MAX} characters")
     return obj
 
 

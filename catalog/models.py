@@ -235,8 +235,47 @@ class Annotation(FactorFlags):
         }
 
 
-class AnnotationVersion(models.Model):
-    """Append-only history of an annotation: one row per version, never updated."""
+class AppendOnlyError(RuntimeError):
+    """Someone tried to rewrite or delete an append-only record."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} is append-only: rows cannot be updated")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} is append-only: rows cannot be deleted")
+
+    _raw_delete = delete
+
+
+class AppendOnlyModel(models.Model):
+    """A history record: the model refuses save() of an existing row and delete() (also through
+    querysets); on PostgreSQL a trigger refuses UPDATE and DELETE as well (catalog migration
+    0005 for AnnotationVersion, review migration 0002 for review's records). TRUNCATE (test
+    teardown) is a different trigger event and stays possible for the database owner."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} is append-only: row {self.pk} cannot be changed")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} is append-only: row {self.pk} cannot be deleted")
+
+
+class AnnotationVersion(AppendOnlyModel):
+    """Append-only history of an annotation: one row per version, never updated.
+
+    Rows are written only by catalog.services.annotation_version_append (and, in bulk, by the
+    release import through annotation_versions_import).
+    """
 
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()

@@ -7,6 +7,7 @@ from rest_framework import generics
 from rest_framework.permissions import IsAuthenticated
 
 from catalog.models import Dataset
+from infra.errors import DomainError
 from prototypes import selectors
 from prototypes.models import PrototypeRun
 from prototypes.serializers import PrototypeRunSerializer, PrototypeSerializer
@@ -45,8 +46,6 @@ class RunPrototypes(generics.ListAPIView):
         idx = self.request.query_params.get("class_index")
         if idx is not None:
             if not idx.isdigit():
-                from infra.errors import DomainError
-
                 raise DomainError("class_index must be a non-negative integer.", field="class_index")
             qs = qs.filter(image_class__index=int(idx))
         return qs

@@ -92,10 +92,6 @@ class PrototypeRun(models.Model):
         return f"prototype run {self.pk} ({self.dataset_id}, {self.model_name or self.source})"
 
     @property
-    def progress(self) -> float:
-        return self.images_done / self.images_total if self.images_total else 0.0
-
-    @property
     def random_weights(self) -> bool:
         return self.source == RunSource.MODEL and not self.checkpoint and self.weights.lower() in ("", "none")
 

@@ -9,13 +9,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationSource, Image
 from infra.errors import DomainError
 from infra.roles import Role, role_permission
 from review import selectors, services
+from review.forms import QualityFilterForm
 from review.models import AuditSettings
-from review.views import QualityFilterForm
 
 ReviewerPermission = role_permission(Role.REVIEWER, Role.MAINTAINER)
 
@@ -28,16 +29,16 @@ class DecisionIn(serializers.Serializer):
 class CorrectionIn(DecisionIn):
     factors = serializers.ListField(child=serializers.ChoiceField(choices=FACTOR_KEYS), allow_empty=True)
     nothing_differs = serializers.BooleanField(default=False)
-    justification = serializers.CharField(allow_blank=True, max_length=services.MAX_JUSTIFICATION)
-    one_word = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_ONE_WORD, default="")
+    justification = serializers.CharField(allow_blank=True, max_length=JUSTIFICATION_MAX)
+    one_word = serializers.CharField(required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="")
 
 
 class AdjudicationIn(serializers.Serializer):
     expected_state = serializers.CharField(max_length=2000)
     factors = serializers.ListField(child=serializers.ChoiceField(choices=FACTOR_KEYS), allow_empty=True)
     nothing_differs = serializers.BooleanField(default=False)
-    justification = serializers.CharField(allow_blank=True, max_length=services.MAX_JUSTIFICATION)
-    one_word = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_ONE_WORD, default="")
+    justification = serializers.CharField(allow_blank=True, max_length=JUSTIFICATION_MAX)
+    one_word = serializers.CharField(required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="")
 
 
 def _answer(a: Annotation) -> dict:

@@ -333,24 +333,7 @@ def consensus_votes(votes: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarr
     return yes, ~(yes | no)
 
 
-def majority_consensus(X: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """(n, F) strict-majority answer of each item (ties -> not selected)."""
-    yes = (X & M[:, :, None]).sum(axis=1)
-    return yes * 2 > M.sum(axis=1)[:, None]
-
-
 # --- Per-annotator figures ------------------------------------------------------------------
-
-
-def cohen_kappa_binary(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, dtype=bool).ravel()
-    b = np.asarray(b, dtype=bool).ravel()
-    if a.size == 0:
-        return float("nan")
-    po = np.mean(a == b)
-    pa, pb = a.mean(), b.mean()
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return float("nan") if np.isclose(pe, 1.0) else float((po - pe) / (1 - pe))
 
 
 def cohen_kappa_by_group(group: np.ndarray, a: np.ndarray, b: np.ndarray, n_groups: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Review and quality: review decisions, the append-only audit trail, adjudications,
 consistency flags and the audit-sampling settings.
 
-Append-only records (AuditEvent, ReviewDecision, AdjudicationRecord) refuse to be rewritten in
+Append-only records (AuditEvent, ReviewDecision, AdjudicationRecord; the base classes live in
+catalog.models next to AnnotationVersion, which is guarded the same way) refuse to be rewritten in
 two layers: the model refuses save() on an existing row and delete() (also through querysets),
 and on PostgreSQL a trigger (migration 0002) refuses UPDATE and DELETE of any row, so that not
 even raw SQL from the application rewrites history. TRUNCATE (used by test teardown) is a
@@ -16,37 +17,7 @@ from django.db import models
 from django.db.models import Q
 
 from catalog.factors import FACTOR_KEYS
-from catalog.models import Annotation, FactorKey, Image
-
-
-class AppendOnlyError(RuntimeError):
-    """Someone tried to rewrite or delete an append-only record."""
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError(f"{self.model.__name__} is append-only: rows cannot be updated")
-
-    def delete(self):
-        raise AppendOnlyError(f"{self.model.__name__} is append-only: rows cannot be deleted")
-
-    _raw_delete = delete
-
-
-class AppendOnlyModel(models.Model):
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError(f"{type(self).__name__} is append-only: row {self.pk} cannot be changed")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError(f"{type(self).__name__} is append-only: row {self.pk} cannot be deleted")
+from catalog.models import Annotation, AppendOnlyError, AppendOnlyModel, AppendOnlyQuerySet, FactorKey, Image  # noqa: F401 - re-exported (review's records use them)
 
 
 class AuditAction(models.TextChoices):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 
 from django import forms
@@ -13,71 +12,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from catalog.factors import FACTORS, FACTORS_BY_KEY
-from catalog.models import Annotation, AnnotationSource, Dataset, Image
+from catalog.models import Annotation, AnnotationSource, Image
 from infra.errors import DomainError
 from infra.roles import Role, role_required
 from prototypes.selectors import prototypes_for_class
 from review import charts, selectors, services
+from review.forms import AdjudicationForm, AuditSettingsForm, CorrectionForm, DecisionForm, QualityFilterForm
 from review.models import AuditSettings
+from review.quality_csv import quality_csv_write
 
 REVIEW_ROLES = (Role.REVIEWER, Role.MAINTAINER)
-
-
-# --- forms (parsing only; the services validate the domain rules) ----------------------------
-
-
-class DecisionForm(forms.Form):
-    expected_version = forms.IntegerField(min_value=1)
-    comment = forms.CharField(required=False, max_length=services.MAX_COMMENT, strip=True)
-
-
-class CorrectionForm(DecisionForm):
-    factors = forms.MultipleChoiceField(choices=[(f.key, f.wording) for f in FACTORS], required=False)
-    nothing_differs = forms.BooleanField(required=False)
-    justification = forms.CharField(max_length=services.MAX_JUSTIFICATION, required=False)
-    one_word = forms.CharField(max_length=services.MAX_ONE_WORD, required=False)
-
-
-class AdjudicationForm(forms.Form):
-    expected_state = forms.CharField(max_length=2000)
-    factors = forms.MultipleChoiceField(choices=[(f.key, f.wording) for f in FACTORS], required=False)
-    nothing_differs = forms.BooleanField(required=False)
-    justification = forms.CharField(max_length=services.MAX_JUSTIFICATION, required=False)
-    one_word = forms.CharField(max_length=services.MAX_ONE_WORD, required=False)
-
-
-class QualityFilterForm(forms.Form):
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.order_by("slug"), required=False, to_field_name="slug")
-    campaign = forms.IntegerField(required=False, min_value=1)
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from annotator.models import Campaign
-
-        self.fields["campaign"] = forms.TypedChoiceField(
-            choices=[("", "all campaigns")] + [(c.pk, c.name) for c in Campaign.objects.order_by("name")],
-            required=False,
-            coerce=int,
-            empty_value=None,
-        )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
-            raise forms.ValidationError("The start date is after the end date.")
-        return data
-
-    def to_filter(self) -> selectors.QualityFilter:
-        d = self.cleaned_data if self.is_valid() else {}
-        ds = d.get("dataset")
-        return selectors.QualityFilter(
-            dataset_id=ds.pk if ds else None,
-            campaign_id=d.get("campaign"),
-            date_from=d.get("date_from"),
-            date_to=d.get("date_to"),
-        )
 
 
 def _form_errors(form: forms.Form) -> str:
@@ -288,80 +232,7 @@ def quality_csv(request: HttpRequest) -> HttpResponse:
     report = selectors.quality_report(form.to_filter())
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="quality-{dt.date.today():%Y%m%d}.csv"'
-    w = csv.writer(response)
-    w.writerow(
-        [
-            "table",
-            "group",
-            "key",
-            "n",
-            "fleiss_kappa",
-            "kappa_lo",
-            "kappa_hi",
-            "alpha",
-            "alpha_lo",
-            "alpha_hi",
-            "raw_agreement",
-            "raw_lo",
-            "raw_hi",
-        ]
-    )
-    for label, rows in [("all", report["factors"])] + [
-        (m["meta_label"], m["factors"]) for m in report["by_meta_label"]
-    ]:
-        for r in rows:
-            w.writerow(
-                [
-                    "factor",
-                    label,
-                    r["factor"],
-                    r["n_items"],
-                    r["fleiss_kappa"],
-                    *r["kappa_ci"],
-                    r["alpha"],
-                    *r["alpha_ci"],
-                    r["raw_agreement"],
-                    *r["raw_ci"],
-                ]
-            )
-    s = report["set_agreement"]
-    if s:
-        w.writerow(["set", "all", "jaccard", s["n_items"], s["jaccard"], *s["jaccard_ci"]])
-        w.writerow(["set", "all", "masi", s["n_items"], s["masi"], *s["masi_ci"]])
-    w.writerow([])
-    w.writerow(
-        [
-            "table",
-            "annotator",
-            "n_answers",
-            "n_overlap_answers",
-            "kappa_vs_consensus",
-            "agreement_vs_consensus",
-            "median_seconds",
-            "gold_accuracy",
-            "n_reviewed",
-            "rejection_rate",
-            "max_drift_factor",
-            "max_drift",
-        ]
-    )
-    for a in report["annotators"]:
-        w.writerow(
-            [
-                "annotator",
-                a["username"],
-                a["n_answers"],
-                a["n_overlap_answers"],
-                a["kappa_vs_consensus"],
-                a["agreement_vs_consensus"],
-                a["median_seconds"],
-                a["gold_accuracy"],
-                a["n_reviewed"],
-                a["rejection_rate"],
-                a["max_drift_factor"],
-                a["max_drift"],
-            ]
-        )
+    quality_csv_write(response, report)
     return response
 
 
@@ -375,22 +246,6 @@ def returned(request: HttpRequest) -> HttpResponse:
 
 
 # --- audit settings (maintainers) -----------------------------------------------------------------
-
-
-class AuditSettingsForm(forms.ModelForm):
-    class Meta:
-        model = AuditSettings
-        fields = [
-            "base_rate",
-            "new_annotator_rate",
-            "new_annotator_until",
-            "low_gold_rate",
-            "low_gold_below",
-            "consensus_threshold",
-            "auto_accept_full_agreement",
-            "min_annotations",
-            "seed",
-        ]
 
 
 @role_required(Role.MAINTAINER)

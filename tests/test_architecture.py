@@ -28,7 +28,9 @@ def _copy_tree(tmp_path: Path) -> Path:
     shutil.copy(REPO / "pyproject.toml", dst / "pyproject.toml")
     for name in PACKAGES:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "static", "templates"))
+            shutil.copytree(
+                REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "static", "templates")
+            )
     return dst
 
 

@@ -63,8 +63,10 @@ def test_next_for_a_campaign_that_does_not_exist_is_a_404(campaign, annotator):
 def test_skip_via_api(campaign, annotator):
     c = _token_client(annotator)
     aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
-    assert c.post(f"/api/annotate/assignments/{aid}/skip", {"reason": ""}, format="json").status_code == 400
-    assert c.post(f"/api/annotate/assignments/{aid}/skip", {"reason": "too dark"}, format="json").status_code == 200
+    refused = c.post(f"/api/annotate/assignments/{aid}/skip", {"reason": ""}, format="json")
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "reason"
+    ok = c.post(f"/api/annotate/assignments/{aid}/skip", {"reason": "too dark"}, format="json")
+    assert ok.status_code == 200 and ok.json() == {"assignment": aid, "status": "skipped"}
     assert Assignment.objects.get(pk=aid).skip_reason == "too dark"
 
 

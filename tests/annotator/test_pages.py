@@ -1,5 +1,7 @@
 """Pages: the form, role checks, 404 for other people's things, escaping, CSRF."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -178,3 +180,41 @@ def test_my_annotations_links_a_rejected_answer_to_the_reviewers_comment(campaig
     review_reject(annotation_id=ann.pk, reviewer=reviewer, expected_version=ann.version, comment="background missed")
     assert link in c.get(reverse("annotator:mine")).content.decode()
     assert "background missed" in c.get(reverse("review:returned")).content.decode()
+
+
+@pytest.mark.embedded
+def test_the_form_renders_the_prototypes_the_lease_recorded_and_a_get_writes_nothing(campaign, annotator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    recorded = list(a.prototype_image_ids)
+    assert len(recorded) == 3  # recorded once, when the lease was claimed
+    # What the page shows is what the lease recorded (here: two of them, in reverse order).
+    Assignment.objects.filter(pk=a.pk).update(prototype_image_ids=recorded[:2][::-1])
+    c = client_for(annotator)
+    with CaptureQueriesContext(connection) as q:
+        html = c.get(reverse("annotator:assignment", args=[a.pk])).content.decode()
+    writes = [
+        x["sql"] for x in q.captured_queries if x["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))
+    ]
+    assert writes == []
+    shown = [int(m) for m in re.findall(r'class="zoomable proto" data-full="[^"]*?/images/(\d+)/full"', html)]
+    assert shown == recorded[:2][::-1]
+    assert html.count('alt="prototype ') == 2
+    a.refresh_from_db()
+    assert a.prototype_image_ids == recorded[:2][::-1]
+
+
+@pytest.mark.embedded
+def test_deleting_a_prototype_run_keeps_the_lease_and_what_it_showed(campaign, annotator):
+    from prototypes.models import PrototypeRun
+
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    run = PrototypeRun.objects.create(dataset=campaign.dataset)
+    Assignment.objects.filter(pk=a.pk).update(prototype_run=run)
+    html = client_for(annotator).get(reverse("annotator:assignment", args=[a.pk])).content.decode()
+    assert f"Prototype run #{run.pk}" in html
+    run.delete()
+    a.refresh_from_db()
+    assert a.prototype_run_id is None and len(a.prototype_image_ids) == 3  # SET_NULL: provenance of the ids stays

@@ -37,8 +37,15 @@ def annotated(db):
     "model", ["dataset", "imageclass", "image", "referenceprototype", "annotation", "annotationversion"]
 )
 def test_admin_lists_every_catalogue_model(staff_maintainer, annotated, model):
+    from django.apps import apps
+
     r = client_for(staff_maintainer).get(f"/admin/catalog/{model}/")
     assert r.status_code == 200
+    meta = apps.get_model("catalog", model)._meta
+    html = r.content.decode()
+    assert f"Select {meta.verbose_name} to view" in html or f"Select {meta.verbose_name} to change" in html
+    n = meta.model.objects.count()
+    assert f"{n} {meta.verbose_name if n == 1 else meta.verbose_name_plural}" in html
 
 
 def test_admin_shows_an_annotation_with_its_versions_read_only(staff_maintainer, annotated):

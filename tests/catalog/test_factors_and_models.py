@@ -49,22 +49,3 @@ def test_one_annotation_per_annotator_and_image(two_images, annotator):
 def test_user_annotation_needs_an_annotator(two_images):
     with pytest.raises(IntegrityError):
         Annotation.objects.create(image=two_images[0], source=AnnotationSource.USER)
-
-
-@pytest.mark.embedded
-def test_final_annotation_rule(two_images, annotator, other_annotator, django_user_model):
-    from review.selectors import final_annotations
-
-    single, multi = two_images
-    imported = Annotation.objects.create(image=single, source="imported", source_release="r", status="accepted")
-    mine = Annotation.objects.create(image=single, annotator=annotator, status="submitted")
-    Annotation.objects.create(image=multi, annotator=annotator, status="submitted")
-    Annotation.objects.create(image=multi, annotator=other_annotator, status="submitted")
-    ds = single.dataset_id
-    # A single submitted answer beats the imported one; a multi-annotated image waits for adjudication.
-    assert [a.id for a in final_annotations(dataset_id=ds)] == [mine.id]
-    mine.status = "rejected"
-    mine.save()
-    assert [a.id for a in final_annotations(dataset_id=ds)] == [imported.id]
-    consensus = Annotation.objects.create(image=multi, source="consensus", status="accepted")
-    assert [a.id for a in final_annotations(dataset_id=ds)] == [imported.id, consensus.id]

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image as PILImage
 
 from prototypes import engine
+from prototypes.engine.decode import _to_rgb
 from tests.prototypes.conftest import write_jpeg
 
 pytestmark = pytest.mark.embedded
@@ -116,7 +117,7 @@ def test_non_rgb_images_are_converted_scored_and_counted(tiny_model, tmp_path, m
 
 def test_alpha_is_flattened_on_white():
     rgba = PILImage.new("RGBA", (4, 4), (0, 0, 0, 0))  # fully transparent black
-    rgb, note = engine._to_rgb(rgba)
+    rgb, note = _to_rgb(rgba)
     assert note == engine.C_ALPHA and rgb.getpixel((0, 0)) == (255, 255, 255)
 
 

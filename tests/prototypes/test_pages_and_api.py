@@ -29,8 +29,15 @@ def test_maintainer_sees_runs_and_each_class_prototypes(maintainer, run):
 @pytest.mark.parametrize("who", ["annotator", "reviewer", "outsider"])
 def test_prototype_pages_need_the_maintainer_role(request, who, run):
     c = client_for(request.getfixturevalue(who))
-    assert c.get("/prototypes/").status_code == 403
-    assert c.get(f"/prototypes/runs/{run.pk}/").status_code == 403
+    names = list(run.prototypes.values_list("image__file_name", flat=True))
+    for url in ("/prototypes/", f"/prototypes/runs/{run.pk}/"):
+        r = c.get(url)
+        body = r.content.decode()
+        assert r.status_code == 403
+        # The refusal page, and nothing of the run: no link to it, no prototype, no weights.
+        assert "403 Forbidden" in body
+        assert f"/prototypes/runs/{run.pk}/" not in body and "random weights" not in body
+        assert not any(name in body for name in names)
 
 
 def test_anonymous_is_sent_to_login(client, run):
@@ -50,13 +57,17 @@ def test_make_current_switches_the_current_run_and_needs_csrf(maintainer, run, d
     compute_tiny(run.dataset, "--no-current")
     newer = PrototypeRun.objects.exclude(pk=run.pk).get()
     c = client_for(maintainer)
-    assert c.post(f"/prototypes/runs/{newer.pk}/make-current").status_code == 403  # no CSRF token
+    refused = c.post(f"/prototypes/runs/{newer.pk}/make-current")  # no CSRF token
+    assert refused.status_code == 403 and "CSRF verification failed" in refused.content.decode()
     newer.refresh_from_db()
     assert not newer.is_current
     page = c.get(f"/prototypes/runs/{newer.pk}/")
     token = page.cookies["csrftoken"].value
-    r = c.post(f"/prototypes/runs/{newer.pk}/make-current", {"csrfmiddlewaretoken": token})
-    assert r.status_code == 302
+    r = c.post(f"/prototypes/runs/{newer.pk}/make-current", {"csrfmiddlewaretoken": token}, follow=True)
+    assert r.redirect_chain == [(f"/prototypes/runs/{newer.pk}/", 302)]
+    shown = r.content.decode()
+    assert f"Run {newer.pk} is now the current prototype run of {run.dataset.slug}." in shown
+    assert "Make this the current run" not in shown  # the page now shows it as current
     newer.refresh_from_db()
     run.refresh_from_db()
     assert newer.is_current and not run.is_current
@@ -72,11 +83,22 @@ def test_api_lists_runs_and_prototypes_for_signed_in_users(api, annotator, run):
 
 
 def test_api_is_read_only_and_refuses_anonymous_and_bad_filters(api, annotator, run):
-    assert api.get("/api/prototypes/runs/").status_code in (401, 403)
+    anonymous = api.get("/api/prototypes/runs/")
+    assert anonymous.status_code in (401, 403)
+    assert anonymous.json()["error"]["code"] == "not_authenticated" and "results" not in anonymous.json()
     api.force_authenticate(annotator)
-    assert api.delete(f"/api/prototypes/runs/{run.pk}/").status_code == 405
+    deleted = api.delete(f"/api/prototypes/runs/{run.pk}/")
+    assert deleted.status_code == 405
+    assert deleted.json()["error"] == {
+        "code": "method_not_allowed",
+        "message": 'Method "DELETE" not allowed.',
+        "field": None,
+        "details": {},
+    }
     r = api.get(f"/api/prototypes/runs/{run.pk}/prototypes/", {"class_index": "x"})
     assert r.status_code == 400 and r.json()["error"]["field"] == "class_index"
-    assert api.get("/api/prototypes/runs/", {"dataset": "nope"}).status_code == 404
+    assert "class_index" in r.json()["error"]["message"]
+    missing = api.get("/api/prototypes/runs/", {"dataset": "nope"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     run.refresh_from_db()
     assert PrototypeRun.objects.filter(pk=run.pk).exists()

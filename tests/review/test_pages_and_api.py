@@ -68,13 +68,25 @@ def test_reviewers_and_maintainers_reach_every_page(world, role, request):
     c = client_for(request.getfixturevalue(role))
     for method, url in pages(world):
         if method == "get":
-            assert c.get(url).status_code == 200, url
+            resp = c.get(url)
+            assert resp.status_code == 200, url
+            # Each page shows its content, not just a 200: JSON for the API, the CSV header, HTML otherwise.
+            if url.startswith("/api/"):
+                assert resp["Content-Type"].startswith("application/json") and resp.json(), url
+            elif url == reverse("review:quality_csv"):
+                assert resp.content.decode().startswith("table,group,key,n,fleiss_kappa"), url
+            else:
+                assert "<h1" in resp.content.decode(), url
 
 
 def test_the_annotator_sees_the_returned_page_and_reviewers_do_not(world, annotator, reviewer):
-    assert client_for(annotator).get(reverse("review:returned")).status_code == 200
+    page = client_for(annotator).get(reverse("review:returned"))
+    assert page.status_code == 200
+    assert "Annotations returned to you" in page.content.decode()
+    assert "Nothing was returned to you." in page.content.decode()  # nothing rejected yet
     assert client_for(reviewer).get(reverse("review:returned")).status_code == 403
-    assert client_for(annotator).get("/api/review/returned/").status_code == 200
+    api = client_for(annotator).get("/api/review/returned/")
+    assert api.status_code == 200 and api.json() == {"results": []}
 
 
 def test_reject_from_the_page_returns_the_annotation_with_an_escaped_comment(world, reviewer, annotator):
@@ -307,3 +319,62 @@ def test_out_of_range_settings_are_refused_at_the_field(world, maintainer, field
     assert resp.status_code == 400 and resp.context["form"].errors[field]
     cfg = AuditSettings.current()
     assert (cfg.base_rate, cfg.consensus_threshold, cfg.min_annotations) == (0.1, 0.5, 2)
+
+
+ONE_WORD_REFUSED = [
+    ("x" * 41, "40 characters"),  # the form's character limit (catalog.answers.ONE_WORD_MAX)
+    ("one two three four", "at most 3"),  # the form's word limit (ONE_WORD_MAX_WORDS)
+]
+
+
+@pytest.mark.parametrize(("one_word", "message"), ONE_WORD_REFUSED)
+def test_a_correction_from_the_page_obeys_the_forms_one_word_limits(world, reviewer, one_word, message):
+    """A reviewer's correction cannot store a summary that the annotator's form refuses."""
+    ann = world["annotation"]
+    c = client_for(reviewer)
+    c.get(reverse("review:audit", args=[ann.pk]))
+    resp = c.post(
+        reverse("review:decide", args=[ann.pk, "correct"]),
+        {
+            "expected_version": 1,
+            "factors": ["darker"],
+            "justification": "darker",
+            "one_word": one_word,
+            "csrfmiddlewaretoken": c.cookies["csrftoken"].value,
+        },
+    )
+    assert resp.status_code == 400
+    assert message in resp.content.decode()
+    ann.refresh_from_db()
+    assert (ann.status, ann.version, ann.selected_factors, ann.one_word) == ("submitted", 1, ["pose"], "")
+    assert ann.versions.count() == 1 and not ReviewDecision.objects.filter(annotation=ann).exists()
+
+
+@pytest.mark.parametrize(("one_word", "message"), ONE_WORD_REFUSED)
+def test_a_correction_from_the_api_obeys_the_forms_one_word_limits(world, reviewer, api, one_word, message):
+    ann = world["annotation"]
+    api.force_authenticate(reviewer)
+    resp = api.post(
+        f"/api/review/annotations/{ann.pk}/correct/",
+        {"expected_version": 1, "factors": ["darker"], "justification": "darker", "one_word": one_word},
+        format="json",
+    )
+    assert resp.status_code == 400
+    body = resp.json()["error"]
+    assert body["field"] == "one_word" and message in body["message"]
+    ann.refresh_from_db()
+    assert (ann.status, ann.version, ann.selected_factors, ann.one_word) == ("submitted", 1, ["pose"], "")
+    assert ann.versions.count() == 1 and not ReviewDecision.objects.filter(annotation=ann).exists()
+
+
+def test_an_adjudication_obeys_the_forms_one_word_limits(world, reviewer, api):
+    img = world["multi_image"]
+    api.force_authenticate(reviewer)
+    state = api.get(f"/api/review/images/{img.pk}/adjudication/").json()["expected_state"]
+    resp = api.post(
+        f"/api/review/images/{img.pk}/adjudication/",
+        {"expected_state": state, "factors": ["pose"], "justification": "turned", "one_word": "a b c d"},
+        format="json",
+    )
+    assert resp.status_code == 400 and resp.json()["error"]["field"] == "one_word"
+    assert not Annotation.objects.filter(image=img, source="consensus").exists()

@@ -1,0 +1,217 @@
+"""Submitting an answer (work or gold) and revising an own annotation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotator.models import (
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    CampaignItem,
+    GoldItem,
+    GoldResponse,
+    Qualification,
+)
+from annotator.services.leases import live_work_leases, lock_own_assignment, require_annotator
+from annotator.services.qualification import qualification_decide
+from catalog.answers import TIME_ON_TASK_MAX_MS, Answer, f1_counts, f1_from_counts, factor_flags
+from catalog.models import Annotation, AnnotationSource, AnnotationStatus, AnnotationVersion
+from catalog.services import annotation_version_append
+from infra.errors import Conflict, NotFound
+
+
+@dataclass
+class SubmitResult:
+    assignment: Assignment
+    annotation: Annotation | None = None
+    gold_response: GoldResponse | None = None
+    qualification: Qualification | None = None
+    # True when this was a retried request for a submission stored earlier (nothing written).
+    replayed: bool = False
+
+
+def annotation_submit(*, assignment_id: int, user, answer: Answer, now: datetime | None = None) -> SubmitResult:
+    """Save an answer for one of the user's assignments.
+
+    A work answer becomes a catalog Annotation (version 1, kept in AnnotationVersion). A lease
+    that expired is still honoured when the image still needs this annotation (the slot was not
+    handed to someone else meanwhile); otherwise it is refused with a clear message and nothing
+    is saved.
+    """
+    require_annotator(user)
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            assignment = lock_own_assignment(assignment_id=assignment_id, user=user)
+            if assignment.status == AssignmentStatus.SUBMITTED:
+                # Idempotent for a retried request: the lease is the natural key, so the same
+                # answer again (a client that lost our reply to a killed worker or a dropped
+                # connection) gets the stored result back and nothing is written twice.
+                replay = _submit_replay(assignment=assignment, answer=answer)
+                if replay is not None:
+                    return replay
+                raise Conflict("You have already submitted this image; revise your annotation from 'My annotations'.")
+            if assignment.status == AssignmentStatus.SKIPPED:
+                raise Conflict("You skipped this image; it cannot be submitted any more.")
+            elapsed = int((now - assignment.started_at).total_seconds() * 1000)
+            time_ms = (
+                answer.time_on_task_ms if answer.time_on_task_ms is not None else min(elapsed, TIME_ON_TASK_MAX_MS)
+            )
+            if assignment.kind == AssignmentKind.WORK:
+                return _submit_work(assignment=assignment, user=user, answer=answer, now=now, time_ms=time_ms)
+            return _submit_gold(assignment=assignment, user=user, answer=answer, now=now, time_ms=time_ms)
+    except IntegrityError:
+        raise Conflict("You have already annotated this image. Nothing was saved.", code="already_annotated")
+
+
+def _same_answer(stored: dict, answer: Answer) -> bool:
+    return (
+        list(stored.get("factors") or []) == answer.factors
+        and bool(stored.get("nothing_differs")) == answer.nothing_differs
+        and (stored.get("justification") or "") == answer.justification
+        and (stored.get("one_word") or "") == answer.one_word
+    )
+
+
+def _submit_replay(*, assignment: Assignment, answer: Answer) -> SubmitResult | None:
+    """The stored result when `answer` repeats what was submitted for this (locked, submitted)
+    assignment; None when it differs (a second answer is a revision, not a retry).
+
+    Compared with the first version (what the original request wrote), so a retry that
+    arrives after the annotator revised still finds its match and changes nothing.
+    """
+    if assignment.kind == AssignmentKind.WORK:
+        if assignment.annotation_id is None:
+            return None
+        first = (
+            AnnotationVersion.objects.filter(annotation_id=assignment.annotation_id)
+            .order_by("version")
+            .values_list("data", flat=True)
+            .first()
+        )
+        if first is None or not _same_answer(first, answer):
+            return None
+        return SubmitResult(
+            assignment=assignment, annotation=Annotation.objects.get(pk=assignment.annotation_id), replayed=True
+        )
+    response = GoldResponse.objects.select_related("gold_item").filter(assignment=assignment).first()
+    if response is None or not _same_answer(
+        {
+            "factors": response.factors,
+            "nothing_differs": response.nothing_differs,
+            "justification": response.justification,
+            "one_word": response.one_word,
+        },
+        answer,
+    ):
+        return None
+    qual = (
+        Qualification.objects.filter(campaign_id=assignment.campaign_id, annotator_id=assignment.annotator_id).first()
+        if assignment.kind == AssignmentKind.QUALIFICATION
+        else None
+    )
+    return SubmitResult(assignment=assignment, gold_response=response, qualification=qual, replayed=True)
+
+
+def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime, time_ms: int) -> SubmitResult:
+    """Caller holds the assignment's lock; this takes the item's lock (always in that order)."""
+    if not assignment.is_live(now):
+        item = CampaignItem.objects.select_for_update().get(pk=assignment.item_id)
+        others = live_work_leases(now).filter(item=item).exclude(pk=assignment.pk).count()
+        if item.n_done + others >= item.planned:
+            raise Conflict(
+                "Your lease on this image expired and the image no longer needs your annotation "
+                "(it was handed to another annotator). Nothing was saved; please take the next image.",
+                code="lease_expired",
+            )
+    # The live lease holds a slot, so the item cannot be full; the guarded UPDATE takes the
+    # item's row lock and counts the answer in one statement (instead of SELECT ... FOR UPDATE
+    # then UPDATE), and still never exceeds the plan: no row updated means full, and raising
+    # rolls the whole submission back.
+    counted = CampaignItem.objects.filter(pk=assignment.item_id, n_done__lt=F("planned")).update(n_done=F("n_done") + 1)
+    if not counted:
+        raise Conflict("This image has all its planned annotations already. Nothing was saved.", code="item_full")
+    # The unique (image, annotator) constraint backs the queue's "never twice"; a violation
+    # aborts the whole transaction and annotation_submit answers a Conflict.
+    annotation = Annotation(
+        image_id=assignment.image_id,
+        source=AnnotationSource.USER,
+        annotator=user,
+        nothing_differs=answer.nothing_differs,
+        justification=answer.justification,
+        one_word=answer.one_word,
+        status=AnnotationStatus.SUBMITTED,
+        time_on_task_ms=time_ms,
+        **factor_flags(answer.factors),
+    )
+    annotation_version_append(annotation=annotation, author=user, reason="create")
+    assignment.status = AssignmentStatus.SUBMITTED
+    assignment.submitted_at = now
+    assignment.annotation = annotation
+    assignment.save(update_fields=["status", "submitted_at", "annotation"])
+    return SubmitResult(assignment=assignment, annotation=annotation)
+
+
+def _submit_gold(*, assignment: Assignment, user, answer: Answer, now: datetime, time_ms: int) -> SubmitResult:
+    """Caller holds the assignment's lock."""
+    gold = GoldItem.objects.get(pk=assignment.gold_item_id)
+    tp, fp, fn = f1_counts(answer.factors, gold.factors)
+    f1 = f1_from_counts(tp, fp, fn)
+    response = GoldResponse.objects.create(
+        assignment=assignment,
+        gold_item=gold,
+        annotator=user,
+        factors=answer.factors,
+        nothing_differs=answer.nothing_differs,
+        justification=answer.justification,
+        one_word=answer.one_word,
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        f1=f1,
+        time_on_task_ms=time_ms,
+    )
+    assignment.status = AssignmentStatus.SUBMITTED
+    assignment.submitted_at = now
+    assignment.save(update_fields=["status", "submitted_at"])
+    qual = None
+    if assignment.kind == AssignmentKind.QUALIFICATION:
+        qual = qualification_decide(campaign=assignment.campaign, user=user, now=now)
+    return SubmitResult(assignment=assignment, gold_response=response, qualification=qual)
+
+
+# --- Revisions ----------------------------------------------------------------------------------
+REVISABLE = (AnnotationStatus.SUBMITTED, AnnotationStatus.REJECTED)
+
+
+def annotation_revise(*, annotation_id: int, user, answer: Answer) -> Annotation:
+    """The annotator edits an own annotation until a reviewer has accepted or corrected it.
+
+    Every version is kept (AnnotationVersion rows are appended, never updated). A rejected
+    answer that is revised goes back to `submitted`, i.e. back to review.
+    """
+    require_annotator(user)
+    with transaction.atomic():
+        annotation = (
+            Annotation.objects.select_for_update().filter(pk=annotation_id, annotator=user, source="user").first()
+        )
+        if annotation is None:
+            raise NotFound("No such annotation.")
+        if annotation.status not in REVISABLE:
+            raise Conflict(
+                f"This annotation was {annotation.status} by a reviewer; it can no longer be revised.", code="reviewed"
+            )
+        for key, value in factor_flags(answer.factors).items():
+            setattr(annotation, key, value)
+        annotation.nothing_differs = answer.nothing_differs
+        annotation.justification = answer.justification
+        annotation.one_word = answer.one_word
+        annotation.status = AnnotationStatus.SUBMITTED
+        annotation_version_append(annotation=annotation, author=user, reason="revise")
+    return annotation
