@@ -10,6 +10,7 @@ Every function is keyword-only, typed and transactional.
 """
 
 from annotator.services.campaigns import (
+    campaign_counters_recount,
     campaign_create,
     campaign_set_status,
     gold_items_add,
@@ -41,6 +42,7 @@ __all__ = [
     "answer_clean",
     "assignment_next",
     "assignment_skip",
+    "campaign_counters_recount",
     "campaign_create",
     "campaign_set_status",
     "gold_items_add",

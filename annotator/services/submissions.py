@@ -13,6 +13,7 @@ from annotator.models import (
     Assignment,
     AssignmentKind,
     AssignmentStatus,
+    Campaign,
     CampaignItem,
     GoldItem,
     GoldResponse,
@@ -155,6 +156,10 @@ def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime,
     assignment.submitted_at = now
     assignment.annotation = annotation
     assignment.save(update_fields=["status", "submitted_at", "annotation"])
+    # The campaign's stored counter, in the same transaction as the item's. Last statement on
+    # purpose: every submit of the campaign updates this one row, and its lock is held from
+    # here to the commit only.
+    Campaign.objects.filter(pk=assignment.campaign_id).update(n_done=F("n_done") + 1)
     return SubmitResult(assignment=assignment, annotation=annotation)
 
 
