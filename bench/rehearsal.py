@@ -139,6 +139,9 @@ class Services:
             "CELERY_BROKER_URL": self.broker,
             "MEDIA_ROOT": str(workdir / "media"),
             "VAR_DIR": str(workdir / "var"),
+            # A task whose worker was SIGKILLed stays unacknowledged; the broker hands it to
+            # another worker after this many seconds (an hour in service; a minute here).
+            "CELERY_VISIBILITY_TIMEOUT": str(60),
             # Every connection says who it is, so the fault injector ends only the web's.
             "DATABASE_URL": f"{database_url}{sep}application_name=rehearsal-driver",
         }
@@ -255,6 +258,7 @@ class Services:
                     ],
                     cwd=REPO,
                     env=self.worker_env,
+                    stdout=subprocess.DEVNULL,  # the banner; warnings go to stderr
                 )
             )
 
@@ -385,7 +389,7 @@ class Annotators:
             if r.status_code != 200:
                 raise RuntimeError(f"next answered {r.status_code}: {r.text[:200]}")
             a = r.json()
-            body = self.answers.get(a["image"]["file_name"], ANSWER_FALLBACK)
+            body = vary(self.answers.get(a["image"]["file_name"], ANSWER_FALLBACK), a["image"]["id"], token)
             r = await self._post(client, f"/api/annotate/assignments/{a['id']}/submit", headers, body, "submit")
             if r.status_code not in (200, 201):
                 raise RuntimeError(f"submit answered {r.status_code}: {r.text[:200]}")
@@ -403,6 +407,24 @@ class Annotators:
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         async with httpx.AsyncClient(base_url=self.base, limits=limits, timeout=30.0) as client:
             await asyncio.gather(*(self.person(client, t) for t in self.tokens))
+
+
+def vary(body: dict, image_id: int, who: str) -> dict:
+    """Another person's answer to the same image: the published one, or in one case out of four
+    one factor more or less (seeded by image and person), so that overlap images disagree as
+    often as people do and adjudication has work."""
+    from catalog.factors import FACTOR_KEYS
+
+    rng = random.Random(f"{image_id}:{who}")
+    if rng.random() >= 0.25:
+        return body
+    factors = list(body["factors"])
+    if factors and rng.random() < 0.5:
+        factors.remove(rng.choice(factors))
+    else:
+        factors.append(rng.choice([k for k in FACTOR_KEYS if k not in factors] or FACTOR_KEYS))
+    factors = [k for k in FACTOR_KEYS if k in set(factors)]
+    return {**body, "factors": factors, "nothing_differs": not factors}
 
 
 def _answer_body(record) -> dict:
@@ -468,7 +490,12 @@ def rehearse(args) -> dict:
     )
     monitor = RssMonitor()
     monitor.groups = {
-        "rehearsal_driver": lambda: [os.getpid(), *_children(os.getpid())],
+        # this process and its JPEG writers (the servers it started are counted on their own)
+        "rehearsal_driver": lambda: [
+            p
+            for p in (os.getpid(), *_children(os.getpid()))
+            if p not in {*svc.web_pids(), *svc.celery_pids(), svc.redis.pid if svc.redis else -1}
+        ],
         "gunicorn": svc.web_pids,
         "celery": lambda: [p for pid in svc.celery_pids() for p in (pid, *_children(pid))],
         "redis": lambda: [svc.redis.pid] if svc.redis and svc.redis.poll() is None else [],
@@ -574,7 +601,80 @@ def rehearse(args) -> dict:
     maintainer.groups.add(Group.objects.get_or_create(name=Role.MAINTAINER)[0])
     connection.close()
 
+    def earlier():
+        """The first (1 - live_fraction) of the queue answered before the rehearsal's people
+        start, as earlier annotators would have (the published records, varied per person),
+        written with COPY; the rest goes through HTTP. At --live-fraction 1 nothing here."""
+        from django.db.models import F
+        from django.utils import timezone
+
+        from annotator.services import campaign_counters_recount
+        from catalog.answers import factor_flags
+        from catalog.models import AnnotationVersion
+        from infra.bulkcopy import bulk_insert
+
+        cut = round((1 - args.live_fraction) * camp.n_items)
+        if cut <= 0:
+            return 0
+        fillers = [User.objects.create(username=f"earlier{k}") for k in range(3)]
+        items = CampaignItem.objects.filter(campaign=camp, position__lt=cut).values_list(
+            "id", "image_id", "image__file_name", "planned"
+        )
+        anns, meta = [], []
+        for item_id, image_id, fname, n_planned in items:
+            for k in range(n_planned):
+                body = vary(answers.get(fname, ANSWER_FALLBACK), image_id, fillers[k].username)
+                anns.append(
+                    Annotation(
+                        image_id=image_id,
+                        source=AnnotationSource.USER,
+                        annotator_id=fillers[k].pk,
+                        nothing_differs=body["nothing_differs"],
+                        justification=body["justification"],
+                        one_word=body["one_word"],
+                        time_on_task_ms=20000,
+                        **factor_flags(body["factors"]),
+                    )
+                )
+                meta.append((item_id, image_id, fillers[k].pk))
+        bulk_insert(Annotation, anns)
+        bulk_insert(
+            AnnotationVersion,
+            [
+                AnnotationVersion(annotation=a, version=1, data=a.snapshot(), author_id=a.annotator_id, reason="create")
+                for a in anns
+            ],
+        )
+        now = timezone.now()
+        bulk_insert(
+            Assignment,
+            [
+                Assignment(
+                    campaign=camp,
+                    annotator_id=u,
+                    item_id=i,
+                    image_id=img,
+                    status=AssignmentStatus.SUBMITTED,
+                    started_at=now,
+                    expires_at=now,
+                    submitted_at=now,
+                    annotation_id=a.pk,
+                )
+                for a, (i, img, u) in zip(anns, meta, strict=True)
+            ],
+        )
+        CampaignItem.objects.filter(campaign=camp, position__lt=cut).update(n_done=F("planned"))
+        campaign_counters_recount(campaign_id=camp.pk)
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE")
+        return len(anns)
+
+    n_earlier = stages.run("earlier_answers", earlier, units="annotations", count=lambda n: n)
+    connection.close()
+
     svc.web_start()
+    # Workers run while people annotate, as in service: review's after-submit checks follow.
+    svc.celery_start(args.celery_workers)
     sim = Annotators(svc.base, tokens, camp.pk, answers, args.concurrency)
 
     def done_so_far() -> int:
@@ -591,9 +691,12 @@ def rehearse(args) -> dict:
             (0.35, "gunicorn_worker_sigkill", svc.kill_web_worker),
             (0.55, "pg_terminate_backend_web", svc.terminate_web_connections),
             (0.75, "gunicorn_worker_sigkill", svc.kill_web_worker),
+            (0.85, "celery_worker_sigkill", svc.kill_celery_worker),
         ]
+        # fractions of the live share, on top of the answers written before it
+        live = planned - n_earlier
         for frac, name, fn in plan:
-            while not stop.is_set() and done_so_far() < frac * planned:
+            while not stop.is_set() and done_so_far() < n_earlier + frac * live:
                 stop.wait(1.0)
             if stop.is_set():
                 return
@@ -630,9 +733,8 @@ def rehearse(args) -> dict:
     backlog = r.llen("default")
 
     def drain():
-        svc.celery_start(args.celery_workers)
-        if args.faults:
-            time.sleep(3.0)
+        if args.faults and r.llen("default") > 20:
+            time.sleep(2.0)
             faults.append(
                 {"stage": "after_submit_backlog", "fault": "celery_worker_sigkill", "detail": svc.kill_celery_worker()}
             )
@@ -750,6 +852,7 @@ def rehearse(args) -> dict:
     multi_rows = sum(v for k, v in release_rows.items() if "multi" in k)
     checks = {
         "client_accepted_annotations": len(sim.accepted),
+        "earlier_annotations_copied_in": n_earlier,
         "user_annotations_stored": n_user,
         "campaign_planned": planned,
         "campaign_n_done_sum": n_done,
@@ -765,7 +868,7 @@ def rehearse(args) -> dict:
         "after_submit_queue_left": r.llen("default"),
     }
     ok = (
-        len(sim.accepted) == n_user == planned == n_done == submitted_assignments == pairs
+        len(sim.accepted) + n_earlier == n_user == planned == n_done == submitted_assignments == pairs
         and sim.duplicate_answers == 0
         and n_final == final_images == n_images == crun.total
         and (multi_rows == n_images or not release_rows)
@@ -787,6 +890,7 @@ def rehearse(args) -> dict:
         },
         "images": n_images,
         "annotators": args.annotators,
+        "live_fraction": args.live_fraction,
         "client_concurrency": args.concurrency,
         "faults_injected": faults,
         "total_wall_s": round(total, 1),
@@ -817,6 +921,12 @@ def main() -> None:
     ap.add_argument("--celery-workers", type=int, default=2)
     ap.add_argument("--procs", type=int, default=2, help="processes generating JPEGs")
     ap.add_argument("--no-faults", dest="faults", action="store_false")
+    ap.add_argument(
+        "--live-fraction",
+        type=float,
+        default=1.0,
+        help="share of the queue answered live over HTTP; the rest is copied in first as earlier answers",
+    )
     ap.add_argument("--timeout", type=float, default=1800.0, help="longest wait for a background stage, seconds")
     ap.add_argument("--workdir", default="", help="images, media and Redis files (default: a new temp folder)")
     ap.add_argument("--reuse-database", action="store_true", help="use the migrated database as it is (tests)")

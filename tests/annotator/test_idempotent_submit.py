@@ -187,3 +187,14 @@ def test_a_submit_whose_worker_is_killed_and_retried_is_stored_exactly_once(web_
         assert Annotation.objects.filter(image=Image.objects.get(pk=a.image_id), annotator=annotator).count() == 1
     assert _counts(campaign) == (len(done), len(done), len(done))
     assert len({ann for _, ann in done}) == len(done)
+
+
+@pytest.mark.embedded
+def test_a_lost_database_connection_answers_503_with_retry_after_not_500():
+    from django.db import OperationalError
+
+    from infra.errors import api_exception_handler
+
+    r = api_exception_handler(OperationalError("terminating connection due to administrator command"), {})
+    assert r.status_code == 503 and r["Retry-After"] == "1"
+    assert r.data["error"]["code"] == "unavailable"
