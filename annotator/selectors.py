@@ -110,3 +110,100 @@ def assignment_prototypes(*, assignment: Assignment) -> list[Image]:
 
 def annotators() -> QuerySet:
     return get_user_model().objects.filter(groups__name="annotator").order_by("username")
+
+
+# --- Operations: a campaign's raw answers, its qualifications ------------------------------------
+def annotator_pseudonym(*, campaign_id: int, user_id: int) -> str:
+    """A stable pseudonym of an annotator within one campaign's export (HMAC with the secret
+    key; a different campaign gives a different pseudonym, so exports cannot be joined on it)."""
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    msg = f"fov-export:campaign:{campaign_id}:user:{user_id}".encode()
+    return "a-" + hmac.new(settings.SECRET_KEY.encode(), msg, hashlib.sha256).hexdigest()[:12]
+
+
+RAW_ANSWER_FIELDS = [
+    "annotator",
+    "file_name",
+    "split",
+    "class_index",
+    "class_name",
+    "annotation",
+    "version",
+    "reason",
+    "created_at",
+    "factors",
+    "nothing_differs",
+    "justification",
+    "one_word",
+    "status",
+    "time_on_task_ms",
+]
+
+
+def campaign_answer_count(*, campaign: Campaign) -> int:
+    """How many answer versions an export of the campaign holds (for its progress)."""
+    from catalog.models import AnnotationVersion
+
+    return AnnotationVersion.objects.filter(
+        annotation__assignments__campaign=campaign, annotation__source="user"
+    ).count()
+
+
+def campaign_raw_answers(*, campaign: Campaign, chunk_size: int = 2000):
+    """Every version of every answer given in the campaign (work answers; gold excluded), in
+    (annotation, version) order, as dicts of RAW_ANSWER_FIELDS with pseudonymised annotators.
+
+    Streams with a server-side cursor in chunks, so 60,000 images (66,000+ rows) never sit in
+    memory at once.
+    """
+    from catalog.models import AnnotationVersion
+
+    rows = (
+        AnnotationVersion.objects.filter(annotation__assignments__campaign=campaign, annotation__source="user")
+        .order_by("annotation_id", "version")
+        .values_list(
+            "annotation_id",
+            "version",
+            "reason",
+            "created_at",
+            "data",
+            "annotation__annotator_id",
+            "annotation__time_on_task_ms",
+            "annotation__image__file_name",
+            "annotation__image__split",
+            "annotation__image__image_class__index",
+            "annotation__image__image_class__name",
+        )
+    )
+    names: dict[int, str] = {}
+    for ann_id, version, reason, created, data, uid, tot, fname, split, cidx, cname in rows.iterator(chunk_size):
+        if uid not in names:
+            names[uid] = annotator_pseudonym(campaign_id=campaign.pk, user_id=uid)
+        data = data or {}
+        yield {
+            "annotator": names[uid],
+            "file_name": fname,
+            "split": split,
+            "class_index": cidx,
+            "class_name": cname,
+            "annotation": ann_id,
+            "version": version,
+            "reason": reason,
+            "created_at": created.isoformat(),
+            "factors": list(data.get("factors") or []),
+            "nothing_differs": bool(data.get("nothing_differs")),
+            "justification": data.get("justification") or "",
+            "one_word": data.get("one_word") or "",
+            "status": data.get("status") or "",
+            "time_on_task_ms": tot,
+        }
+
+
+def campaign_qualifications(*, campaign: Campaign) -> QuerySet:
+    from annotator.models import Qualification
+
+    return Qualification.objects.filter(campaign=campaign).select_related("annotator").order_by("annotator__username")
