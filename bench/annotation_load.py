@@ -672,6 +672,8 @@ def main() -> None:
             "gthread",
             "--log-level",
             "warning",
+            "--graceful-timeout",
+            "5",
         ],
         cwd=REPO,
         env=env,
@@ -715,7 +717,11 @@ def main() -> None:
         profile = _profile(base, data["tokens"], data["campaign"], args.profile) if args.profile else None
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # keep-alive connections can hold a gthread worker
+            server.kill()
+            server.wait(timeout=15)
         import redis
 
         redis.Redis.from_url(args.broker_url).flushdb()
