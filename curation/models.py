@@ -22,10 +22,13 @@ class CurationRun(models.Model):
         FAILED = "failed", "failed"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="curation_runs")
-    # Optional scope inside the dataset: one split, or the images of one annotation campaign
-    # (an id, not a foreign key: campaigns live in the annotator app, to the left of curation).
+    # Optional scope inside the dataset: one split, or the images of one annotation campaign.
     split = models.CharField(max_length=8, blank=True)
-    campaign_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # PROTECT, not SET_NULL: the campaign is part of what the run (and any release built from it)
+    # describes; nulling it would silently turn a one-campaign run into a whole-dataset one.
+    campaign = models.ForeignKey(
+        "annotator.Campaign", null=True, blank=True, on_delete=models.PROTECT, related_name="curation_runs"
+    )
     # The learned selector's stored model when params["selector"] == "learned".
     selector_model = models.ForeignKey(
         "SelectorModel", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"

@@ -21,10 +21,6 @@ from catalog.factors import FACTOR_KEYS, META_LABELS
 ALPHA = 0.05
 
 
-def _clean(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 def factor_counts(df: pd.DataFrame) -> dict[str, dict]:
     """Per split (and "all"): images, counts of every selected factor and of top factors (Fig. 2, Table 2)."""
     out: dict[str, dict] = {}

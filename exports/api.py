@@ -44,6 +44,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "notes",
             "license",
             "curation_run",
+            "prototype_run",
             "status",
             "stage",
             "processed",

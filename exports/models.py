@@ -69,6 +69,14 @@ class Release(models.Model):
     notes = models.TextField(blank=True)
     license = models.CharField(max_length=64, default="CC-BY-NC-4.0", help_text="SPDX identifier.")
     curation_run = models.ForeignKey("curation.CurationRun", on_delete=models.PROTECT, related_name="releases")
+    # The prototype run whose images the release's prototypical_paths.csv lists and its datasheet
+    # describes; set by each build (NULL: the prototypes came from a source release or were
+    # stand-ins, or the release was built before this field existed). PROTECT, not SET_NULL: a
+    # published release is immutable, so what it describes must not vanish (and SET_NULL would be
+    # an UPDATE of a published row, which the trigger of migration 0002 refuses anyway).
+    prototype_run = models.ForeignKey(
+        "prototypes.PrototypeRun", null=True, blank=True, on_delete=models.PROTECT, related_name="releases"
+    )
     status = models.CharField(max_length=16, choices=ReleaseStatus.choices, default=ReleaseStatus.DRAFT)
     error = models.TextField(blank=True)
     # Progress of the build, on the release's own row (the database is the source of truth).

@@ -1,4 +1,4 @@
-"""Reads: release lists, verified file paths, and the diff between two releases."""
+"""Reads: release lists, verified file paths, the prototypes a release ships, and the diff between two releases."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ import logging
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, QuerySet
 
 from catalog.factors import FACTOR_KEYS, RELEASE_FACTOR_ORDER
-from catalog.models import Image
+from catalog.models import Dataset, Image, ImageClass, ReferencePrototype
 from catalog.selectors import factor_counts
 from curation.models import CuratedImage
 from exports import writers
 from exports.models import Release, ReleaseStatus
+from exports.paths import release_dir, releases_root
 from infra.errors import Conflict, DomainError, NotFound
 from infra.roles import Role, has_role
+from prototypes import selectors as prototype_selectors
+from prototypes.models import PrototypeRun
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,6 @@ def open_verified_release_file(release: Release, name: str | None) -> tuple[Bina
     disk after the check cannot slip through. A file that no longer matches the checksum
     recorded at build time is refused: never served, never published.
     """
-    from exports.services import release_dir, releases_root
-
     if name is None:
         if not release.archive_path:
             raise NotFound(f"Release {release.version} has no archive yet.")
@@ -85,6 +87,74 @@ def open_verified_release_file(release: Release, name: str | None) -> tuple[Bina
 def verify_release_file(release: Release, name: str | None) -> None:
     fh, _, _ = open_verified_release_file(release, name)
     fh.close()
+
+
+# --- prototypes a release ships -----------------------------------------------------------
+def release_prototypes(*, dataset: Dataset, run: PrototypeRun | None) -> tuple[list[str], dict[str, Any]]:
+    """The prototypes a release of `dataset` ships, and where they come from (for the datasheet).
+
+    `run` is the dataset's current prototype run (prototypes.selectors.current_run) or None.
+    A prototype run's images when the dataset has one (read through prototypes.selectors, the
+    only way to read them); else the prototypes a source release published (ImageNet-X's
+    prototypical_paths.csv, kept in the catalogue); else the stand-ins the form showed.
+    """
+    classes = ImageClass.objects.filter(dataset=dataset).order_by("index")
+    k = settings.PROTOTYPES_PER_CLASS
+    if run is not None:
+        names = []
+        for cls in classes:
+            used, images = prototype_selectors.prototypes_for_class(cls, k=k)
+            if used is None or used.pk != run.pk:
+                # Another run became current while this release was being written: its files
+                # would mix two runs' prototypes and name the wrong one. The build fails; rebuild.
+                raise Conflict(
+                    f"The current prototype run of {dataset.slug} changed from #{run.pk} during the build.",
+                    code="prototype_run_changed",
+                )
+            names += [img.file_name for img in images]
+        return names, {"source": "prototype run", **prototype_run_info(run)}
+    releases = list(
+        ReferencePrototype.objects.filter(dataset=dataset)
+        .values_list("source_release", flat=True)
+        .distinct()
+        .order_by("-source_release")
+    )
+    if releases:
+        names = list(
+            ReferencePrototype.objects.filter(dataset=dataset, source_release=releases[0])
+            .order_by("position")
+            .values_list("image_class__index", "file_name")
+        )
+        return [n for _, n in names], {"source": "published with the source release", "release": releases[0]}
+    names = []
+    for cls in classes:
+        _, images = prototype_selectors.prototypes_for_class(cls, k=k)
+        names += [img.file_name for img in images]
+    return names, {"source": "stand-ins (no prototype run yet): the first readable images of each class"}
+
+
+def prototype_run_info(run: PrototypeRun) -> dict[str, Any]:
+    """What the datasheet says about a prototype run: what was asked for and what was measured.
+
+    (The run's own `source`, model or predictions file, replaces the "prototype run" label in
+    the datasheet's Prototypes section, as it always has.)
+    """
+    info: dict[str, Any] = {
+        "run_id": run.pk,
+        "source": run.source,
+        "model_name": run.model_name,
+        "weights": run.weights,
+        "weights_id": run.weights_id,
+        "weights_sha256": run.weights_sha256,
+        "checkpoint": run.checkpoint,
+        "seed": run.seed,
+        "k": run.k,
+        "preprocessing": run.preprocessing,
+        "library_versions": run.library_versions,
+    }
+    if run.finished_at is not None:
+        info["finished_at"] = run.finished_at.isoformat()
+    return info
 
 
 # --- diff ----------------------------------------------------------------------------------

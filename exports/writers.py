@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
 import json
 import tarfile
 from collections.abc import Iterable, Sequence
@@ -404,9 +403,3 @@ def _tarinfo(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
     return info
-
-
-def read_jsonl(stream: io.BufferedReader | BinaryIO) -> Iterable[dict[str, Any]]:
-    for line in stream:
-        if line.strip():
-            yield json.loads(line)

@@ -41,9 +41,11 @@ def test_datasheet_counts_annotators_multi_review_and_agreement(db, build, annot
 @pytest.mark.embedded
 def test_prototype_run_model_and_weights_go_into_the_datasheet():
     from datetime import UTC, datetime
-    from types import SimpleNamespace
 
-    run = SimpleNamespace(
+    from exports.selectors import prototype_run_info
+    from prototypes.models import PrototypeRun
+
+    run = PrototypeRun(
         pk=7,
         model_name="resnet50",
         weights="IMAGENET1K_V1",
@@ -53,13 +55,18 @@ def test_prototype_run_model_and_weights_go_into_the_datasheet():
         finished_at=datetime(2026, 1, 2, tzinfo=UTC),
         device="cuda:0",
     )
-    info = services._prototype_run_info(run)
+    info = prototype_run_info(run)
     assert info == {
         "run_id": 7,
+        "source": "model",
         "model_name": "resnet50",
         "weights": "IMAGENET1K_V1",
+        "weights_id": "",
         "weights_sha256": "ab" * 32,
+        "checkpoint": "",
         "seed": 0,
+        "k": 3,
         "preprocessing": {"resize": 256, "crop": 224},
+        "library_versions": {},
         "finished_at": "2026-01-02T00:00:00+00:00",
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from django.urls import reverse
@@ -55,13 +56,34 @@ def test_anonymous_users_are_sent_to_login_or_refused(client, two_published):
     assert client.get(reverse("exports:new")).status_code == 302
 
 
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
 @pytest.mark.parametrize("who", ["annotator", "reviewer", "outsider", "maintainer"])
 def test_everyone_signed_in_lists_and_downloads_published_releases(request, two_published, who):
     user = request.getfixturevalue(who)
     old, new = two_published
     c = client_for(user)
-    for url in _get_pages(new, old):
-        assert c.get(url).status_code == 200, url
+    pages = dict(zip(("list", "detail", "archive", "file", "diff"), _get_pages(new, old)[:5], strict=True))
+    apis = dict(zip(("list", "detail", "archive", "file", "diff"), _get_pages(new, old)[5:], strict=True))
+    responses = {url: c.get(url) for url in _get_pages(new, old)}
+    assert all(r.status_code == 200 for r in responses.values()), {u: r.status_code for u, r in responses.items()}
+    listing = responses[pages["list"]].content.decode()
+    assert "1.0.0" in listing and "1.1.0" in listing
+    assert new.archive_sha256 in responses[pages["detail"]].content.decode()
+    bodies = {kind: _body(responses[pages[kind]]) for kind in ("archive", "file")}  # a stream reads once
+    for kind, sha in (("archive", new.archive_sha256), ("file", new.files.get(name="datasheet.json").sha256)):
+        assert responses[pages[kind]]["X-Checksum-SHA256"] == sha == hashlib.sha256(bodies[kind]).hexdigest()
+    assert json.loads(bodies["file"])["version"] == "1.1.0"
+    assert "v1.0.0 → v1.1.0" in responses[pages["diff"]].content.decode()
+    assert {r["version"] for r in responses[apis["list"]].json()} == {"1.0.0", "1.1.0"}
+    detail = responses[apis["detail"]].json()
+    assert (detail["version"], detail["status"], detail["archive_sha256"]) == ("1.1.0", "published", new.archive_sha256)
+    assert hashlib.sha256(_body(responses[apis["archive"]])).hexdigest() == new.archive_sha256
+    manifest = _body(responses[apis["file"]]).decode()
+    assert "datasheet.json" in manifest and new.files.get(name="datasheet.json").sha256 in manifest
+    assert responses[apis["diff"]].json()["new"]["version"] == "1.1.0"
 
 
 @pytest.mark.parametrize("who", ["annotator", "reviewer", "outsider"])
@@ -85,9 +107,15 @@ def test_only_maintainers_create_build_and_publish(request, built, done_run, who
 def test_unpublished_releases_are_hidden_from_non_maintainers(request, built, who):
     c = client_for(request.getfixturevalue(who))
     assert "2.0.0-rc.1" not in c.get(reverse("exports:list")).content.decode()
-    assert c.get(reverse("exports:detail", args=[built.pk])).status_code == 404
-    assert c.get(reverse("exports:archive", args=[built.pk])).status_code == 404
-    assert c.get(reverse("exports-api:detail", args=[built.pk])).status_code == 404
+    for name in ("exports:detail", "exports:archive"):
+        r = c.get(reverse(name, args=[built.pk]))
+        assert (
+            r.status_code == 404
+            and "2.0.0-rc.1" not in r.content.decode()
+            and built.archive_sha256 not in r.content.decode()
+        )
+    r = c.get(reverse("exports-api:detail", args=[built.pk]))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
 def test_maintainer_creates_builds_and_publishes_from_the_pages(maintainer, done_run, celery_worker):
@@ -105,9 +133,10 @@ def test_maintainer_creates_builds_and_publishes_from_the_pages(maintainer, done
             "csrfmiddlewaretoken": token,
         },
     )
-    assert r.status_code == 302
     release = Release.objects.get(version="1.0.0")
-    assert c.post(reverse("exports:build", args=[release.pk]), {"csrfmiddlewaretoken": token}).status_code == 302
+    assert r.status_code == 302 and r["Location"] == reverse("exports:detail", args=[release.pk])
+    r = c.post(reverse("exports:build", args=[release.pk]), {"csrfmiddlewaretoken": token})
+    assert r.status_code == 302 and r["Location"] == reverse("exports:detail", args=[release.pk])
     import time
 
     for _ in range(200):
@@ -173,14 +202,16 @@ def test_tampered_file_is_refused_not_sent(annotator, published):
     assert r.status_code == 409 and "does not match its recorded SHA-256" in r.content.decode()
     r = c.get(reverse("exports-api:file", args=[published.pk, "imagenet_x_val_top_factor.jsonl"]))
     assert r.status_code == 409 and r.json()["error"]["code"] == "checksum_mismatch"
-    assert c.get(reverse("exports:file", args=[published.pk, "MANIFEST"])).status_code == 200
+    manifest = c.get(reverse("exports:file", args=[published.pk, "MANIFEST"]))
+    assert manifest.status_code == 200 and b"imagenet_x_val_top_factor.jsonl" in _body(manifest)
 
 
 def test_tampered_archive_is_refused_and_blocks_publishing(maintainer, built):
     archive = services.releases_root() / built.archive_path
     archive.write_bytes(archive.read_bytes() + b"x")
     c = client_for(maintainer)
-    assert c.get(reverse("exports:archive", args=[built.pk])).status_code == 409
+    r = c.get(reverse("exports:archive", args=[built.pk]))
+    assert r.status_code == 409 and "does not match its recorded SHA-256" in r.content.decode()
     with pytest.raises(Exception, match="SHA-256"):
         services.release_publish(release_id=built.pk, user=maintainer)
     built.refresh_from_db()
@@ -198,6 +229,7 @@ def test_diff_page_and_json_show_the_changes(annotator, two_published):
 
 def test_diff_with_bad_ids_is_a_clear_4xx(annotator, published):
     c = client_for(annotator)
-    assert c.get(reverse("exports:diff") + "?old=x&new=1").status_code == 400
+    r = c.get(reverse("exports:diff") + "?old=x&new=1")
+    assert r.status_code == 400 and "Give two release ids: ?old=ID&amp;new=ID." in r.content.decode()
     r = c.get(reverse("exports-api:diff") + f"?old=999999&new={published.pk}")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

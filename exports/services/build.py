@@ -1,4 +1,4 @@
-"""Writes: create, build and publish releases.
+"""Writes of a release's build: start it (fresh token, enqueued by name), write its files, record them.
 
 The build streams the curated rows from the database (`.iterator(chunk_size)`) into files in a
 temporary folder next to the final one, packs them into one reproducible archive, then moves
@@ -19,31 +19,27 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
 from catalog.factors import RELEASE_FACTOR_ORDER
-from catalog.models import Dataset, ImageClass, ReferencePrototype, Split
-from curation.models import CuratedImage, CurationRun
+from catalog.models import ImageClass, Split
+from curation.models import CuratedImage
 from exports import datasheet, writers
-from exports.models import SEMVER_RE, Release, ReleaseFile, ReleaseImmutable, ReleaseStatus
+from exports.models import Release, ReleaseFile, ReleaseImmutable, ReleaseStatus
+from exports.paths import release_dir, releases_root
+from exports.selectors import release_prototypes
+from exports.services.releases import check_run_usable, locked_release
 from infra.enqueue import enqueue_task
-from infra.errors import Conflict, DomainError, NotFound
+from infra.errors import Conflict
 from prototypes import selectors as prototype_selectors
+from prototypes.models import PrototypeRun
 
 log = logging.getLogger(__name__)
 
 CROISSANT_NAME = "croissant.json"
 MANIFEST_NAME = "MANIFEST"
-
-
-def releases_root() -> Path:
-    return Path(settings.EXPORTS_ROOT or Path(settings.MEDIA_ROOT) / "releases")
-
-
-def release_dir(release: Release) -> Path:
-    return releases_root() / release.dataset.slug / release.version
 
 
 def _chunk_size() -> int:
@@ -57,85 +53,6 @@ def _stale_after() -> timedelta:
     return timedelta(seconds=int(settings.EXPORTS_BUILD_STALE_SECONDS))
 
 
-def normalize_version(version: str) -> str:
-    v = (version or "").strip()
-    if v[:1] in ("v", "V"):
-        v = v[1:]
-    return v
-
-
-# --- create --------------------------------------------------------------------------------
-@transaction.atomic
-def release_create(
-    *,
-    dataset: Dataset,
-    version: str,
-    curation_run: CurationRun,
-    created_by: Any,
-    notes: str = "",
-    license: str = "CC-BY-NC-4.0",
-) -> Release:
-    """A draft release of `dataset` built from a done curation run of that dataset."""
-    version = normalize_version(version)
-    if not SEMVER_RE.match(version):
-        raise DomainError(
-            f"{version!r} is not a semantic version; write MAJOR.MINOR.PATCH, e.g. 1.0.0.",
-            code="invalid_version",
-            field="version",
-        )
-    run = CurationRun.objects.select_for_update().get(pk=curation_run.pk)
-    _check_run_usable(run, dataset)
-    if Release.objects.filter(dataset=dataset, version=version).exists():
-        raise Conflict(
-            f"{dataset.slug} already has a release {version}; choose another version.",
-            code="duplicate_version",
-            field="version",
-        )
-    try:
-        with transaction.atomic():
-            release = Release.objects.create(
-                dataset=dataset,
-                version=version,
-                curation_run=run,
-                created_by=created_by,
-                notes=notes.strip(),
-                license=(license or "").strip() or "CC-BY-NC-4.0",
-            )
-    except IntegrityError:  # a concurrent create of the same version won the race
-        raise Conflict(
-            f"{dataset.slug} already has a release {version}; choose another version.",
-            code="duplicate_version",
-            field="version",
-        )
-    return release
-
-
-def _check_run_usable(run: CurationRun, dataset: Dataset) -> None:
-    if run.dataset_id != dataset.id:
-        raise DomainError(
-            f"Curation run #{run.pk} belongs to another dataset than {dataset.slug}.",
-            code="curation_run_other_dataset",
-            field="curation_run",
-        )
-    if run.status == CurationRun.Status.FAILED:
-        raise DomainError(
-            f"Curation run #{run.pk} failed ({run.error}); a release needs a done run.",
-            code="curation_run_failed",
-            field="curation_run",
-        )
-    if run.status != CurationRun.Status.DONE:
-        raise DomainError(
-            f"Curation run #{run.pk} is {run.status} ({run.processed}/{run.total}); wait until it is done.",
-            code="curation_run_unfinished",
-            field="curation_run",
-        )
-    if not CuratedImage.objects.filter(run=run).exists():
-        raise DomainError(
-            f"Curation run #{run.pk} has no curated images.", code="curation_run_empty", field="curation_run"
-        )
-
-
-# --- build ---------------------------------------------------------------------------------
 def release_build_start(*, release_id: int, user: Any, enqueue: bool = True) -> Release:
     """Mark the release `building` with a fresh token and enqueue the build (after commit).
 
@@ -143,7 +60,7 @@ def release_build_start(*, release_id: int, user: Any, enqueue: bool = True) -> 
     for command-line use without a worker.
     """
     with transaction.atomic():
-        release = _locked(release_id)
+        release = locked_release(release_id)
         if release.status == ReleaseStatus.PUBLISHED:
             raise ReleaseImmutable(f"Release {release.version} is published and cannot be rebuilt.")
         if release.status == ReleaseStatus.BUILDING:
@@ -156,7 +73,7 @@ def release_build_start(*, release_id: int, user: Any, enqueue: bool = True) -> 
             log.warning(
                 "release %s: build token %s looks dead since %s; starting again", release.pk, release.build_token, last
             )
-        _check_run_usable(release.curation_run, release.dataset)
+        check_run_usable(release.curation_run, release.dataset)
         ReleaseFile.objects.filter(release=release).delete()
         release.status = ReleaseStatus.BUILDING
         release.build_token = uuid.uuid4().hex
@@ -167,19 +84,13 @@ def release_build_start(*, release_id: int, user: Any, enqueue: bool = True) -> 
         release.archive_path = release.archive_sha256 = ""
         release.archive_size = None
         release.built_at = None
+        release.prototype_run = None  # set again by the build, from the run its files describe
         release.heartbeat_at = timezone.now()
         release.save()
         token = release.build_token
         if enqueue:
             enqueue_task("exports.build_release", release.pk, token)
     return release
-
-
-def _locked(release_id: int) -> Release:
-    try:
-        return Release.objects.select_for_update().select_related("dataset", "curation_run").get(pk=release_id)
-    except Release.DoesNotExist:
-        raise NotFound(f"No release {release_id}.")
 
 
 class _StaleBuild(Exception):
@@ -211,7 +122,8 @@ def release_build(*, release_id: int, token: str) -> Release | None:
             # Left by an attempt that died; the token check above means it is not running any more.
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{release.pk}-", dir=root))
-        files = _write_files(release, tmp, token)
+        prototype_run = prototype_selectors.current_run(dataset_id=release.dataset_id)
+        files = _write_files(release, tmp, token, prototype_run)
         archive_name = f"{release.base_name}.tar.gz"
         _report(release.pk, token, stage="packing the archive")
         writers.write_deterministic_targz(tmp / archive_name, tmp, [name for name, _, _ in files], release.base_name)
@@ -219,7 +131,7 @@ def release_build(*, release_id: int, token: str) -> Release | None:
         archive_size = (tmp / archive_name).stat().st_size
         final = release_dir(release)
         with transaction.atomic():
-            locked = _locked(release.pk)
+            locked = locked_release(release.pk)
             if locked.status != ReleaseStatus.BUILDING or locked.build_token != token:
                 raise _StaleBuild()
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +147,7 @@ def release_build(*, release_id: int, token: str) -> Release | None:
             locked.archive_path = str((final / archive_name).relative_to(root))
             locked.archive_sha256 = archive_sha
             locked.archive_size = archive_size
+            locked.prototype_run = prototype_run
             locked.built_at = timezone.now()
             locked.heartbeat_at = locked.built_at
             locked.save()
@@ -262,8 +175,13 @@ def _split_counts(run_id: int) -> dict[str, int]:
     return {r["image__split"]: r["n"] for r in rows}
 
 
-def _write_files(release: Release, out: Path, token: str) -> list[tuple[str, str, int]]:
-    """Write every release file into `out`; returns (name, sha256, size) sorted by name."""
+def _write_files(
+    release: Release, out: Path, token: str, prototype_run: PrototypeRun | None
+) -> list[tuple[str, str, int]]:
+    """Write every release file into `out`; returns (name, sha256, size) sorted by name.
+
+    `prototype_run`: the dataset's current prototype run (None: the source release's or stand-ins).
+    """
     run = release.curation_run
     dataset = release.dataset
     chunk = _chunk_size()
@@ -274,7 +192,7 @@ def _write_files(release: Release, out: Path, token: str) -> list[tuple[str, str
     )
     n_classes = writers.write_classes_csv(out / "classes.csv", classes.iterator(chunk_size=chunk))
     names.append("classes.csv")
-    proto_names, proto_info = _prototype_file_names(dataset)
+    proto_names, proto_info = release_prototypes(dataset=dataset, run=prototype_run)
     n_prototypes = writers.write_prototypes_csv(out / "prototypical_paths.csv", proto_names)
     names.append("prototypical_paths.csv")
     _report(release.pk, token, stage="classes and prototypes written")
@@ -356,94 +274,3 @@ def _write_files(release: Release, out: Path, token: str) -> list[tuple[str, str
     writers.write_manifest(out / MANIFEST_NAME, entries)
     names.append(MANIFEST_NAME)
     return [(n, writers.sha256_file(out / n), (out / n).stat().st_size) for n in sorted(names)]
-
-
-def _prototype_file_names(dataset: Dataset) -> tuple[list[str], dict[str, Any]]:
-    """The prototypes the release ships, and where they come from (for the datasheet).
-
-    A prototype run's images when the dataset has one (read through prototypes.selectors, the
-    only way to read them); else the prototypes a source release published (ImageNet-X's
-    prototypical_paths.csv, kept in the catalogue); else the stand-ins the form showed.
-    """
-    run = prototype_selectors.current_run(dataset_id=dataset.id)
-    classes = ImageClass.objects.filter(dataset=dataset).order_by("index")
-    k = settings.PROTOTYPES_PER_CLASS
-    if run is not None:
-        names = []
-        for cls in classes:
-            _, images = prototype_selectors.prototypes_for_class(cls, k=k)
-            names += [img.file_name for img in images]
-        return names, {"source": "prototype run", **_prototype_run_info(run)}
-    releases = list(
-        ReferencePrototype.objects.filter(dataset=dataset)
-        .values_list("source_release", flat=True)
-        .distinct()
-        .order_by("-source_release")
-    )
-    if releases:
-        names = list(
-            ReferencePrototype.objects.filter(dataset=dataset, source_release=releases[0])
-            .order_by("position")
-            .values_list("image_class__index", "file_name")
-        )
-        return [n for _, n in names], {"source": "published with the source release", "release": releases[0]}
-    names = []
-    for cls in classes:
-        _, images = prototype_selectors.prototypes_for_class(cls, k=k)
-        names += [img.file_name for img in images]
-    return names, {"source": "stand-ins (no prototype run yet): the first readable images of each class"}
-
-
-def _prototype_run_info(run: Any) -> dict[str, Any]:
-    """Model and weights of a prototype run, whatever the prototypes app names its fields."""
-    info: dict[str, Any] = {"run_id": getattr(run, "pk", None)}
-    # PrototypeRun (prototypes app) records what was asked for and what was measured; read with
-    # getattr so that exports keeps working whatever subset of these fields the model has.
-    for attr in (
-        "source",
-        "model_name",
-        "weights",
-        "weights_id",
-        "weights_sha256",
-        "checkpoint",
-        "seed",
-        "k",
-        "preprocessing",
-        "library_versions",
-        "finished_at",
-    ):
-        value = getattr(run, attr, None)
-        if value is None or callable(value):
-            continue
-        if hasattr(value, "isoformat"):
-            value = value.isoformat()
-        if isinstance(value, str | int | float | bool | dict | list):
-            info[attr] = value
-    return info
-
-
-# --- publish -------------------------------------------------------------------------------
-@transaction.atomic
-def release_publish(*, release_id: int, user: Any) -> Release:
-    """Publish a built release after checking every file on disk against its checksum."""
-    release = _locked(release_id)
-    if release.status == ReleaseStatus.PUBLISHED:
-        raise ReleaseImmutable(f"Release {release.version} is already published.")
-    if release.status != ReleaseStatus.BUILT:
-        hint = {
-            ReleaseStatus.DRAFT: "build it first",
-            ReleaseStatus.BUILDING: "wait until the build finishes",
-            ReleaseStatus.FAILED: f"its build failed ({release.error}); build it again",
-        }.get(release.status, "")
-        raise Conflict(f"Release {release.version} is {release.status}: {hint}.", code="not_built")
-    from exports.selectors import verify_release_file
-
-    for f in release.files.all():
-        verify_release_file(release, f.name)
-    verify_release_file(release, None)
-    release.status = ReleaseStatus.PUBLISHED
-    release.stage = "published"
-    release.published_at = timezone.now()
-    release.published_by = user
-    release.save()
-    return release
