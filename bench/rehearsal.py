@@ -446,6 +446,7 @@ class Stages:
     def __init__(self, monitor: RssMonitor) -> None:
         self.monitor = monitor
         self.rows: dict[str, dict] = {}
+        self.partial_out = ""
 
     def run(self, name: str, fn, *, units: str = "", count=None):
         print(f"[rehearsal] {name} ...", file=sys.stderr, flush=True)
@@ -459,6 +460,8 @@ class Stages:
             row.update({"items": n, "unit": units, "per_s": round(n / wall, 1) if wall else None})
         self.rows[name] = row
         print(f"[rehearsal] {name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+        if self.partial_out:  # a long run cut short still leaves the stages it finished
+            Path(self.partial_out).write_text(json.dumps({"partial": True, "stages": self.rows}, indent=2) + "\n")
         return out
 
 
@@ -501,6 +504,7 @@ def rehearse(args) -> dict:
         "redis": lambda: [svc.redis.pid] if svc.redis and svc.redis.poll() is None else [],
     }
     stages = Stages(monitor)
+    stages.partial_out = args.out
     faults: list[dict] = []
     load0 = os.getloadavg()
     t_all = time.perf_counter()
