@@ -15,9 +15,18 @@ from rest_framework.views import APIView
 
 from annotator import selectors, services
 from annotator.models import AssignmentKind
-from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, Answer, answer_clean
+from catalog.answers import (
+    JUSTIFICATION_MAX,
+    ONE_WORD_MAX,
+    ONE_WORD_PATTERN,
+    ONE_WORD_PATTERN_MESSAGE,
+    TIME_ON_TASK_MAX_MS,
+    Answer,
+    answer_clean,
+)
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation
+from infra.api import StrictCharField, answer_schema_extension
 from infra.errors import NotFound
 from infra.roles import Role, role_permission
 
@@ -33,8 +42,9 @@ class CampaignSerializer(serializers.Serializer):
 
 
 class ImageRefSerializer(serializers.Serializer):
+    # No file name: gold and qualification images were recognisable from theirs
+    # (espresso_brighter.jpg); the annotator needs only the pixels.
     id = serializers.IntegerField()
-    file_name = serializers.CharField()
     thumb_url = serializers.CharField()
     full_url = serializers.CharField()
 
@@ -54,12 +64,17 @@ class AssignmentSerializer(serializers.Serializer):
 
 class AnswerSerializer(serializers.Serializer):
     factors = serializers.ListField(
-        child=serializers.CharField(max_length=32), max_length=len(FACTOR_KEYS), allow_empty=True
+        child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
     )
     nothing_differs = serializers.BooleanField(default=False)
-    justification = serializers.CharField(allow_blank=True, max_length=JUSTIFICATION_MAX, trim_whitespace=False)
-    one_word = serializers.CharField(allow_blank=True, max_length=ONE_WORD_MAX)
-    time_on_task_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
+    # One to ONE_WORD_MAX_WORDS words, as answer_clean counts them.
+    one_word = StrictCharField(
+        max_length=ONE_WORD_MAX, pattern=ONE_WORD_PATTERN, pattern_message=ONE_WORD_PATTERN_MESSAGE
+    )
+    time_on_task_ms = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=TIME_ON_TASK_MAX_MS
+    )
 
     def to_answer(self) -> Answer:
         d = self.validated_data
@@ -72,6 +87,9 @@ class AnswerSerializer(serializers.Serializer):
         )
 
 
+AnswerSchema = answer_schema_extension("annotator.api.AnswerSerializer")
+
+
 class SubmitResultSerializer(serializers.Serializer):
     assignment = serializers.IntegerField()
     annotation = serializers.IntegerField(allow_null=True)
@@ -79,13 +97,17 @@ class SubmitResultSerializer(serializers.Serializer):
     replayed = serializers.BooleanField()
 
 
+class SkipResultSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    status = serializers.CharField()
+
+
 class SkipSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=services.SKIP_REASON_MAX, allow_blank=True)
+    reason = StrictCharField(required_text=True, max_length=services.SKIP_REASON_MAX)
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
     factors = serializers.ListField(source="selected_factors", child=serializers.CharField())
-    file_name = serializers.CharField(source="image.file_name")
     class_name = serializers.CharField(source="image.image_class.name")
 
     class Meta:
@@ -93,7 +115,6 @@ class AnnotationSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "image",
-            "file_name",
             "class_name",
             "factors",
             "nothing_differs",
@@ -110,7 +131,6 @@ class AnnotationSerializer(serializers.ModelSerializer):
 def _image_ref(image) -> dict:
     return {
         "id": image.pk,
-        "file_name": image.file_name,
         "thumb_url": reverse("annotator:image", args=[image.pk, "thumb"]),
         "full_url": reverse("annotator:image", args=[image.pk, "full"]),
     }
@@ -207,7 +227,7 @@ class SkipApi(APIView):
 
     @extend_schema(
         request=SkipSerializer,
-        responses={200: OpenApiResponse(description="Skipped")},
+        responses={200: SkipResultSerializer},
         summary="Give an image back with a reason",
     )
     def post(self, request, assignment_id: int):
@@ -246,5 +266,7 @@ class MyAnnotationApi(APIView):
         self._own(request, annotation_id)
         ser = AnswerSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        services.annotation_revise(annotation_id=annotation_id, user=request.user, answer=ser.to_answer())
-        return Response(AnnotationSerializer(self._own(request, annotation_id)).data)
+        # The row as this request wrote it: reading it again afterwards could return a
+        # concurrent revision's version instead of ours.
+        revised = services.annotation_revise(annotation_id=annotation_id, user=request.user, answer=ser.to_answer())
+        return Response(AnnotationSerializer(revised).data)

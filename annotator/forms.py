@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from annotator.models import CampaignStatus
-from annotator.services import SKIP_REASON_MAX
+from annotator.services import SAMPLE_SIZE_MAX, SKIP_REASON_MAX
 from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, Answer, answer_clean
 from catalog.factors import FACTORS
 from catalog.models import Dataset, Split
@@ -81,7 +81,8 @@ class CampaignForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.order_by("slug"), to_field_name="slug")
     split = forms.ChoiceField(choices=[("", "every split"), *Split.choices], required=False)
     class_indices = forms.CharField(required=False, help_text="Class indices, comma separated; empty = every class.")
-    sample_size = forms.IntegerField(required=False, min_value=1)
+    # Bounded like the column (a larger number used to reach the database: an OverflowError).
+    sample_size = forms.IntegerField(required=False, min_value=1, max_value=SAMPLE_SIZE_MAX)
     overlap_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.1)
     overlap_copies = forms.IntegerField(min_value=2, max_value=10, initial=3)
     gold_rate = forms.FloatField(min_value=0, max_value=1, initial=0.05)
@@ -90,7 +91,20 @@ class CampaignForm(forms.Form):
 
     def clean_class_indices(self) -> list[int]:
         raw = self.cleaned_data.get("class_indices") or ""
-        try:
-            return [int(x) for x in raw.replace(" ", "").split(",") if x]
-        except ValueError:
-            raise forms.ValidationError("Give class indices as numbers separated by commas.")
+        parts = [x for x in raw.replace(" ", "").split(",") if x]
+        if not all(x.isdigit() and len(x) <= 9 for x in parts):
+            raise forms.ValidationError("Give class indices as whole numbers (0 and up) separated by commas.")
+        return [int(x) for x in parts]
+
+    def clean(self):
+        data = super().clean()
+        ds, indices = data.get("dataset"), data.get("class_indices")
+        if ds is not None and indices:
+            found = dict(ds.classes.filter(index__in=indices).values_list("index", "id"))
+            unknown = sorted(set(indices) - set(found))
+            if unknown:
+                self.add_error("class_indices", f"{ds.slug} has no class with index {', '.join(map(str, unknown))}.")
+            data["class_ids"] = [found[i] for i in indices if i in found]
+        else:
+            data["class_ids"] = None
+        return data

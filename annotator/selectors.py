@@ -98,6 +98,34 @@ def assignment_of(*, user, assignment_id: int) -> Assignment | None:
     )
 
 
+def held_lease(*, campaign_id: int, user, now=None) -> Assignment | None:
+    """The live lease the user holds in the campaign, if any (a read: GET pages use it)."""
+    from django.utils import timezone
+
+    from annotator.models import live_lease_q
+
+    return (
+        Assignment.objects.filter(live_lease_q(now or timezone.now()), campaign_id=campaign_id, annotator=user)
+        .order_by("pk")
+        .first()
+    )
+
+
+def image_visible_to(*, user, image: Image) -> bool:
+    """May this user fetch the image's pixels? Reviewers and maintainers: any image (they audit).
+    An annotator: only the samples of its own assignments and the prototypes recorded on its
+    assignments of that class (what its forms showed). Image ids are enumerable: without this
+    any annotator could fetch every image, gold and qualification answers included."""
+    from infra.roles import Role, has_role
+
+    if has_role(user, Role.REVIEWER, Role.MAINTAINER):
+        return True
+    own = Assignment.objects.filter(annotator=user, image__image_class_id=image.image_class_id)
+    if own.filter(image_id=image.pk).exists():
+        return True
+    return any(image.pk in (ids or []) for ids in own.values_list("prototype_image_ids", flat=True))
+
+
 def assignment_prototypes(*, assignment: Assignment) -> list[Image]:
     """The prototype images the lease recorded when it was claimed, in the order shown (a read:
     pages and the API render these, they never look the prototypes up again and write)."""

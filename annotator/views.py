@@ -31,9 +31,23 @@ def index(request):
 
 
 @role_required(Role.ANNOTATOR)
-@require_GET
+@require_http_methods(["GET", "POST"])
 def campaign_next(request, campaign_id: int):
-    """Hand out the next assignment and send the annotator to its form."""
+    """POST leases the next image and sends the annotator to its form. GET never leases (a link
+    on another site could otherwise lease an image for a signed-in annotator): it goes to the
+    lease the user already holds, or shows a button that POSTs here."""
+    if request.method == "GET":
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        held = selectors.held_lease(campaign_id=campaign.pk, user=request.user)
+        if held is not None:
+            return redirect("annotator:assignment", assignment_id=held.pk)
+        progress = selectors.annotator_progress(campaign=campaign, user=request.user)
+        return render(request, "annotator/next.html", {"campaign": campaign, "progress": progress})
+    return _lease_next(request, campaign_id)
+
+
+def _lease_next(request, campaign_id: int):
+    """Lease the next assignment (inside a POST) and redirect to its form."""
     try:
         assignment = services.assignment_next(campaign_id=campaign_id, user=request.user)
     except DomainError as exc:
@@ -72,7 +86,7 @@ def assignment_form(request, assignment_id: int):
                 return redirect("annotator:next", campaign_id=assignment.campaign_id)
             if assignment.kind == AssignmentKind.QUALIFICATION:
                 return redirect("annotator:feedback", assignment_id=assignment.pk)
-            return redirect("annotator:next", campaign_id=assignment.campaign_id)
+            return _lease_next(request, assignment.campaign_id)  # this POST leases the next image
         status = 400
     ctx = {
         "assignment": assignment,
@@ -104,7 +118,7 @@ def assignment_skip(request, assignment_id: int):
         messages.error(request, exc.message)
         return redirect("annotator:assignment", assignment_id=assignment.pk)
     messages.info(request, "Image skipped.")
-    return redirect("annotator:next", campaign_id=assignment.campaign_id)
+    return _lease_next(request, assignment.campaign_id)
 
 
 @role_required(Role.ANNOTATOR)
@@ -185,11 +199,7 @@ def campaign_admin(request):
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         ds = d["dataset"]
-        class_ids = (
-            list(ds.classes.filter(index__in=d["class_indices"]).values_list("id", flat=True))
-            if d["class_indices"]
-            else None
-        )
+        class_ids = d["class_ids"]  # None = every class; the form refused indices matching nothing
         try:
             campaign = services.campaign_create(
                 name=d["name"],
@@ -226,13 +236,15 @@ def image_file(request, image_id: int, size: str):
     if size not in SIZES and size != "full":
         raise Http404("Unknown size.")
     image = get_object_or_404(Image.objects.select_related("dataset"), pk=image_id)
+    if not selectors.image_visible_to(user=request.user, image=image):
+        raise Http404("No such image.")  # 404, not 403: whether an id exists is not the caller's business
     path = image.path
     try:
         stat = path.stat() if path is not None else None
     except OSError:
         stat = None
     if stat is None:
-        body = missing_svg("file missing", image.file_name)
+        body = missing_svg("file missing", f"image {image.pk}")
         resp = HttpResponse(body, content_type="image/svg+xml")
         resp["Cache-Control"] = "no-store"
         resp["X-Image-Missing"] = "1"
@@ -244,6 +256,9 @@ def image_file(request, image_id: int, size: str):
         return resp
     if size == "full":
         resp = FileResponse(open(path, "rb"))
+        # FileResponse names the file (Content-Disposition) from the path: the name gave gold
+        # and qualification answers away (espresso_brighter.jpg).
+        del resp["Content-Disposition"]
     else:
         try:
             cached = thumbnail(

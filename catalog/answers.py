@@ -21,6 +21,12 @@ ONE_WORD_MAX_WORDS = 3
 # What the Annotation.one_word column holds. Larger than ONE_WORD_MAX because the published
 # ImageNet-X release has summaries longer than the form allows (see catalog.importers).
 ONE_WORD_STORED_MAX = 300
+# The summary's rule (1 to ONE_WORD_MAX_WORDS words, as one_word_error counts them with
+# str.split) as a pattern for the API schema, so that a client following it is never refused.
+_WORDS = r"[^\s\u0000]+(\s+[^\s\u0000]+){0," + str(ONE_WORD_MAX_WORDS - 1) + "}"
+ONE_WORD_PATTERN = r"^\s*" + _WORDS + r"\s*$"
+ONE_WORD_OPTIONAL_PATTERN = r"^\s*(" + _WORDS + r")?\s*$"
+ONE_WORD_PATTERN_MESSAGE = f"The summary is one word (at most {ONE_WORD_MAX_WORDS})."
 # A browser tab left open for hours should not claim days of work time.
 TIME_ON_TASK_MAX_MS = 6 * 60 * 60 * 1000
 

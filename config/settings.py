@@ -41,6 +41,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and Redoc served from our static files, not a CDN (pinned with the package).
+    "drf_spectacular_sidecar",
+    # After auth and authtoken: replaces their admin pages with superuser-only ones.
+    "accounts",
     "catalog",
     "prototypes",
     "annotator",
@@ -58,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "infra.security.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -103,6 +108,13 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# The model backend behind the sign-in throttle (accounts/throttle.py).
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+# Behind a reverse proxy every REMOTE_ADDR is the proxy's: name the header it sets with the
+# client's address (e.g. HTTP_X_FORWARDED_FOR). Only when the proxy overwrites it.
+LOGIN_CLIENT_IP_HEADER = env_str("LOGIN_CLIENT_IP_HEADER", "")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -131,16 +143,47 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # --- Security headers (CSRF stays on everywhere) --------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not TESTING)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# With DEBUG off the session and CSRF cookies are Secure by default, and nothing we ship turns
+# that off (docker-compose used to default SECURE_COOKIES to 0): browsers send Secure cookies to
+# http://localhost and http://127.0.0.1 too. SECURE_COOKIES=0 stays possible for a plain-http
+# deployment on another host, as an explicit choice. TESTING keeps them off for the HTTP
+# clients of the benchmarks and tests.
+SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG and not TESTING)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# HTTPS: the redirect, HSTS and the proxy's header. Off by default (the embedded default and
+# `make demo` serve plain http on localhost); a deployment behind TLS turns them on.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the load balancer's probe speaks plain http
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# "HTTP_X_FORWARDED_PROTO" behind a proxy that sets X-Forwarded-Proto (and strips the client's).
+_proxy_header = env_str("SECURE_PROXY_SSL_HEADER", "")
+SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+# infra.security.SecurityHeadersMiddleware sends it (Django 5.2 has no built-in CSP). Scripts
+# and styles only from our static files; style attributes stay allowed (Swagger UI sets them).
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
 
 # --- Celery ---------------------------------------------------------------------------
 # Unset broker = embedded default: tasks run eagerly in-process, no Redis needed.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or None
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
+# Without a broker, long tasks (a curation run) run in a thread of the web process after the
+# request's commit instead of inside the request (infra.enqueue). The test suite keeps them
+# inline by default so that a test sees the finished run; tests of the thread turn it on.
+EAGER_LONG_TASKS_IN_THREAD = env_bool("EAGER_LONG_TASKS_IN_THREAD", not TESTING)
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
@@ -159,14 +202,21 @@ CELERY_TASK_ROUTES = {
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         # DRF's TokenAuthentication, reading the user's groups (roles) in the same query.
+        # First, so that a request without credentials gets 401 with `WWW-Authenticate: Token`.
         "infra.roles.RoleTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # limit/offset checked and bounded (a bad value is a 400, not ignored or a 500).
+    "DEFAULT_PAGINATION_CLASS": "infra.api.BoundedLimitOffsetPagination",
+    # JSON nested deeper than infra.api.MAX_JSON_DEPTH is a 400 (it used to be a RecursionError).
+    # The API speaks JSON only (the pages are Django forms): the schema then documents one
+    # request body type, the one every client of ours sends.
+    "DEFAULT_PARSER_CLASSES": ["infra.api.DepthLimitedJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "infra.errors.api_exception_handler",
 }
@@ -175,6 +225,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Collect, review, curate and export factor-of-variation annotations.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # `<id:...>` path parameters (infra.api.IdConverter) are bounded integers.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**15 - 1}},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "infra.api.add_error_responses",
+    ],
 }
 
 # --- Platform knobs -------------------------------------------------------------------

@@ -10,7 +10,8 @@ from rest_framework.views import APIView
 
 from catalog.factors import META_LABELS
 from catalog.models import Split
-from curation import selectors, services, topfactor
+from curation import selector_training, selectors, services, topfactor
+from infra.api import id_field
 from infra.errors import NotFound
 from infra.roles import Role, role_permission
 
@@ -18,7 +19,7 @@ from infra.roles import Role, role_permission
 class StartSerializer(serializers.Serializer):
     dataset = serializers.SlugField()
     split = serializers.ChoiceField(choices=["", *Split.values], required=False, default="")
-    campaign_id = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    campaign_id = id_field(required=False, allow_null=True, default=None)
     selector = serializers.ChoiceField(choices=list(services.SELECTORS), required=False, default="paper")
     text_field = serializers.ChoiceField(
         choices=list(topfactor.TEXT_FIELDS), required=False, default=topfactor.PAPER_DEFAULT_TEXT
@@ -26,7 +27,12 @@ class StartSerializer(serializers.Serializer):
     factor_text = serializers.ChoiceField(
         choices=list(topfactor.FACTOR_TEXTS), required=False, default=topfactor.PAPER_DEFAULT_FACTOR_TEXT
     )
-    selector_model_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    selector_model_id = id_field(required=False, allow_null=True, default=None)
+    learned_version = serializers.ChoiceField(
+        choices=list(selector_training.LEARNED_VERSIONS),
+        required=False,
+        default=selector_training.DEFAULT_LEARNED_VERSION,
+    )
     chunk_size = serializers.IntegerField(
         required=False, default=services.DEFAULT_CHUNK_SIZE, min_value=1, max_value=services.MAX_CHUNK_SIZE
     )
@@ -54,6 +60,7 @@ class RunListAPI(MaintainerAPIView):
             text_field=d["text_field"],
             factor_text=d["factor_text"],
             selector_model_id=d["selector_model_id"],
+            learned_version=d["learned_version"],
             chunk_size=d["chunk_size"],
             user=request.user,
         )
@@ -78,6 +85,11 @@ class RunRestartAPI(MaintainerAPIView):
 
 class TrainSerializer(serializers.Serializer):
     dataset = serializers.SlugField()
+    version = serializers.ChoiceField(
+        choices=list(selector_training.LEARNED_VERSIONS),
+        required=False,
+        default=selector_training.DEFAULT_LEARNED_VERSION,
+    )
     text_field = serializers.ChoiceField(
         choices=list(topfactor.TEXT_FIELDS), required=False, default=topfactor.LEARNED_DEFAULT_TEXT
     )
@@ -112,12 +124,17 @@ class SelectorModelListAPI(MaintainerAPIView):
     def post(self, request):
         s = TrainSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        m = services.selector_model_train(
-            dataset_slug=s.validated_data["dataset"],
-            text_field=s.validated_data["text_field"],
-            factor_text=s.validated_data["factor_text"],
-            user=request.user,
-        )
+        if s.validated_data["version"] == topfactor.LEARNED_SELECTOR_VERSION:
+            m = services.selector_model_train(
+                dataset_slug=s.validated_data["dataset"],
+                text_field=s.validated_data["text_field"],
+                factor_text=s.validated_data["factor_text"],
+                user=request.user,
+            )
+        else:  # learned-2 reads both texts separately: text_field/factor_text do not apply
+            m = selector_training.selector_model_train_learned2(
+                dataset_slug=s.validated_data["dataset"], user=request.user
+            )
         return Response({"id": m.id, "name": m.name, "version": m.version, "metrics": m.metrics}, status=201)
 
 
@@ -130,8 +147,15 @@ class ClassMetaLabelAPI(MaintainerAPIView):
         operation_id="curation_class_meta_label_set", request=MetaLabelSerializer, responses=OpenApiTypes.OBJECT
     )
     def patch(self, request, class_id: int):
-        s = MetaLabelSerializer(data=request.data)
+        s = MetaLabelSerializer(data=request.data, partial=True)
         s.is_valid(raise_exception=True)
+        if "meta_label" not in s.validated_data:  # PATCH {}: nothing to change, answer the class as it is
+            cls = selectors.image_class_get(class_id)
+            if cls is None:
+                raise NotFound(f"Class {class_id} does not exist.")
+            return Response(
+                {"id": cls.id, "name": cls.name, "meta_label": cls.meta_label, "source": cls.meta_label_source}
+            )
         cls = services.image_class_meta_label_set(
             image_class_id=class_id, meta_label=s.validated_data["meta_label"], user=request.user
         )

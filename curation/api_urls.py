@@ -4,8 +4,8 @@ from curation import api
 
 urlpatterns = [
     path("runs/", api.RunListAPI.as_view(), name="curation-api-runs"),
-    path("runs/<int:run_id>/", api.RunDetailAPI.as_view(), name="curation-api-run"),
-    path("runs/<int:run_id>/restart/", api.RunRestartAPI.as_view(), name="curation-api-run-restart"),
+    path("runs/<id:run_id>/", api.RunDetailAPI.as_view(), name="curation-api-run"),
+    path("runs/<id:run_id>/restart/", api.RunRestartAPI.as_view(), name="curation-api-run-restart"),
     path("selector-models/", api.SelectorModelListAPI.as_view(), name="curation-api-selector-models"),
-    path("classes/<int:class_id>/meta-label/", api.ClassMetaLabelAPI.as_view(), name="curation-api-class-meta-label"),
+    path("classes/<id:class_id>/meta-label/", api.ClassMetaLabelAPI.as_view(), name="curation-api-class-meta-label"),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from catalog.models import Dataset
-from curation import services
+from curation import selector_training, services, topfactor2
 from curation.models import CurationRun, SelectorModel
 from infra.errors import DomainError
 
@@ -39,4 +39,10 @@ def setup(*, stdout: TextIO) -> None:
                 stdout.write(f"curation: trained {m} on {m.metrics['n_train']} train annotations\n")
             except DomainError as exc:
                 stdout.write(f"curation: learned selector not trained: {exc.message}\n")
+        if not SelectorModel.objects.filter(name=topfactor2.VERSION, params__dataset="imagenet-x").exists():
+            try:
+                m = selector_training.selector_model_train_learned2(dataset_slug="imagenet-x")
+                stdout.write(f"curation: trained {m} on {m.metrics['n_train']} train annotations\n")
+            except DomainError as exc:
+                stdout.write(f"curation: {topfactor2.VERSION} selector not trained: {exc.message}\n")
         _curate("imagenet-x", stdout)

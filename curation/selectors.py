@@ -38,6 +38,10 @@ def run_progress(run: CurationRun) -> dict:
     }
 
 
+def image_class_get(class_id: int) -> ImageClass | None:
+    return ImageClass.objects.filter(pk=class_id).first()
+
+
 def selector_models() -> QuerySet[SelectorModel]:
     return SelectorModel.objects.order_by("name", "-version")
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from catalog.factors import FACTOR_KEYS, META_LABELS
 from catalog.models import Dataset, ImageClass, Split
-from curation import selectors, services, topfactor
+from curation import selector_training, selectors, services, topfactor
 from curation.models import CurationFigure
 from infra.errors import DomainError
 from infra.roles import Role, role_required
@@ -47,6 +47,7 @@ def index(request):
                 selector=request.POST.get("selector", "paper"),
                 text_field=request.POST.get("text_field", topfactor.PAPER_DEFAULT_TEXT),
                 factor_text=request.POST.get("factor_text", topfactor.PAPER_DEFAULT_FACTOR_TEXT),
+                learned_version=request.POST.get("learned_version") or None,
                 chunk_size=_default(_int_or_none(request.POST.get("chunk_size")), services.DEFAULT_CHUNK_SIZE),
                 user=request.user,
             )
@@ -63,6 +64,8 @@ def index(request):
             "datasets": selectors.datasets(),
             "splits": Split.values,
             "selectors": services.SELECTORS,
+            "learned_versions": selector_training.LEARNED_VERSIONS,
+            "default_learned_version": selector_training.DEFAULT_LEARNED_VERSION,
             "text_fields": topfactor.TEXT_FIELDS,
             "factor_texts": topfactor.FACTOR_TEXTS,
             "default_text": topfactor.PAPER_DEFAULT_TEXT,

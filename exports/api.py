@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -13,9 +15,11 @@ from rest_framework.views import APIView
 
 from catalog.models import Dataset
 from curation.models import CurationRun
-from exports import selectors, services
-from exports.models import Release, ReleaseFile
-from infra.errors import DomainError
+from exports import selectors, services, writers
+from exports.licenses import DEFAULT_LICENSE, NOTES_MAX, SPDX_LICENSES
+from exports.models import SEMVER_PATTERN, Release, ReleaseFile
+from infra.api import MAX_ID, StrictCharField
+from infra.errors import DomainError, NotFound
 from infra.roles import Role, role_permission
 
 
@@ -64,11 +68,13 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 
 class ReleaseCreateSerializer(serializers.Serializer):
-    dataset = serializers.SlugRelatedField(slug_field="slug", queryset=Dataset.objects.all())
-    version = serializers.CharField(max_length=64)
-    curation_run = serializers.PrimaryKeyRelatedField(queryset=CurationRun.objects.all())
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
-    license = serializers.CharField(required=False, max_length=64, default="CC-BY-NC-4.0")
+    # Looked up after validation: a dataset or run that does not exist is a 404, not bad input.
+    dataset = serializers.SlugField(max_length=64)
+    # A semantic version, optionally written with a leading "v" (the service drops it).
+    version = StrictCharField(max_length=64, pattern=r"^\s*[vV]?" + SEMVER_PATTERN.lstrip("^").rstrip("$") + r"\s*$")
+    curation_run = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    notes = StrictCharField(required=False, allow_blank=True, default="", max_length=NOTES_MAX)
+    license = serializers.ChoiceField(choices=list(SPDX_LICENSES), required=False, default=DEFAULT_LICENSE)
 
 
 class ReleaseListCreate(APIView):
@@ -90,7 +96,14 @@ class ReleaseListCreate(APIView):
     def post(self, request):
         s = ReleaseCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        release = services.release_create(created_by=request.user, **s.validated_data)
+        d = dict(s.validated_data)
+        d["dataset"] = Dataset.objects.filter(slug=d["dataset"]).first()
+        if d["dataset"] is None:
+            raise NotFound(f"No dataset {s.validated_data['dataset']!r}.", field="dataset")
+        d["curation_run"] = CurationRun.objects.filter(pk=d["curation_run"]).first()
+        if d["curation_run"] is None:
+            raise NotFound(f"No curation run {s.validated_data['curation_run']}.", field="curation_run")
+        release = services.release_create(created_by=request.user, **d)
         return Response(ReleaseSerializer(release).data, status=201)
 
 
@@ -124,12 +137,17 @@ class ReleaseDiff(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        parameters=[OpenApiParameter("old", int, required=True), OpenApiParameter("new", int, required=True)],
+        parameters=[
+            OpenApiParameter("old", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, required=True),
+            OpenApiParameter("new", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, required=True),
+        ],
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request):
         try:
             old_id, new_id = int(request.query_params["old"]), int(request.query_params["new"])
+            if not (0 < old_id <= MAX_ID and 0 < new_id <= MAX_ID):
+                raise ValueError
         except (KeyError, ValueError):
             raise DomainError("Give two release ids: ?old=ID&new=ID.", code="invalid")
         old = selectors.release_for(request.user, old_id)
@@ -137,15 +155,44 @@ class ReleaseDiff(APIView):
         return Response(selectors.release_diff(old=old, new=new))
 
 
+_FILE_BINARY = ("text/csv", "text/markdown", "application/jsonlines", "text/plain", "application/octet-stream")
+
+
+def _download(request, pk: int, name: str | None):
+    release = selectors.release_for(request.user, pk)
+    fh, filename, sha = selectors.open_verified_release_file(release, name)
+    if name is None:
+        content_type = "application/gzip"
+    else:
+        content_type = writers.ENCODING.get(PurePosixPath(filename).suffix, "application/octet-stream")
+        if content_type.startswith("text/"):
+            content_type += "; charset=utf-8"
+    response = FileResponse(fh, as_attachment=True, filename=filename, content_type=content_type)
+    response["X-Checksum-SHA256"] = sha
+    return response
+
+
 class ReleaseDownload(APIView):
-    """The archive (no `name`) or one file, checked against its SHA-256 first (token auth works too)."""
+    """The archive, checked against its SHA-256 first (token auth works too)."""
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-    def get(self, request, pk: int, name: str | None = None):
-        release = selectors.release_for(request.user, pk)
-        fh, filename, sha = selectors.open_verified_release_file(release, name)
-        response = FileResponse(fh, as_attachment=True, filename=filename)
-        response["X-Checksum-SHA256"] = sha
-        return response
+    @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY}, summary="The release archive (.tar.gz)")
+    def get(self, request, pk: int):
+        return _download(request, pk, None)
+
+
+class ReleaseFileDownload(APIView):
+    """One file of a release, checked against its SHA-256 first, sent with its own media type."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses={
+            (200, "application/json"): OpenApiTypes.ANY,
+            **{(200, t): OpenApiTypes.BINARY for t in _FILE_BINARY},
+        },
+        summary="One file of a release (CSV, JSON, JSON Lines, Markdown)",
+    )
+    def get(self, request, pk: int, name: str):
+        return _download(request, pk, name)

@@ -4,6 +4,7 @@ from django import forms
 
 from catalog.models import Dataset
 from curation.models import CurationRun
+from exports.licenses import DEFAULT_LICENSE, NOTES_MAX, SPDX_LICENSES
 
 
 class ReleaseForm(forms.Form):
@@ -13,8 +14,10 @@ class ReleaseForm(forms.Form):
         queryset=CurationRun.objects.select_related("dataset").order_by("-created_at"),
         help_text="Only a done run of the same dataset can be released.",
     )
-    license = forms.CharField(max_length=64, initial="CC-BY-NC-4.0", help_text="SPDX identifier")
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    license = forms.ChoiceField(
+        choices=[(x, x) for x in SPDX_LICENSES], initial=DEFAULT_LICENSE, help_text="SPDX identifier"
+    )
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False, max_length=NOTES_MAX)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import db
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
@@ -77,6 +77,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(DomainError("; ".join(exc.messages), code="invalid", details=details).as_dict(), status=400)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(DomainError("Request body too large.", code="too_large").as_dict(), status=413)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -90,6 +92,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             message, details = str(data["detail"]), {}
         else:
             message, details = "Invalid input.", data
+        field = None
+        if isinstance(data, dict) and data and set(data) != {"detail"}:
+            # A serializer's errors: name the first field and say what is wrong with it.
+            field = next(iter(data))
+            first = data[field]
+            text = first[0] if isinstance(first, list) and first else first
+            message = f"{field}: {text}" if isinstance(text, str) else "Invalid input."
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "invalid"
-        response.data = {"error": {"code": code, "message": message, "field": None, "details": details}}
+        response.data = {"error": {"code": code, "message": message, "field": field, "details": details}}
     return response

@@ -4,6 +4,6 @@ from prototypes import api
 
 urlpatterns = [
     path("runs/", api.RunList.as_view(), name="prototype-runs"),
-    path("runs/<int:pk>/", api.RunDetail.as_view(), name="prototype-run"),
-    path("runs/<int:run_id>/prototypes/", api.RunPrototypes.as_view(), name="prototype-run-prototypes"),
+    path("runs/<id:pk>/", api.RunDetail.as_view(), name="prototype-run"),
+    path("runs/<id:run_id>/prototypes/", api.RunPrototypes.as_view(), name="prototype-run-prototypes"),
 ]

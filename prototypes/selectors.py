@@ -16,25 +16,33 @@ def current_run(*, dataset_id: int) -> PrototypeRun | None:
     return PrototypeRun.objects.filter(dataset_id=dataset_id, is_current=True, status=RunStatus.DONE).first()
 
 
-def prototypes_for_class(image_class: ImageClass, *, k: int = 3) -> tuple[PrototypeRun | None, list[Image]]:
+def prototypes_for_class(
+    image_class: ImageClass, *, k: int = 3, exclude_image_id: int | None = None
+) -> tuple[PrototypeRun | None, list[Image]]:
     """(run, the k prototype images of the class) for the form.
 
     The current run's prototypes, best first (a class the run could not fill has fewer than k).
     Only while the dataset has no current run do any k readable images of the class stand in
-    (run is None), so that the form works before the first run.
+    (run is None), so that the form works before the first run. `exclude_image_id` is the
+    sample the form shows: it is never among its own prototypes.
     """
     run = current_run(dataset_id=image_class.dataset_id)
     if run is not None:
-        protos = (
-            Prototype.objects.filter(run=run, image_class=image_class)
-            .select_related("image", "image__dataset")
-            .order_by("rank")[:k]
-        )
-        return run, [p.image for p in protos]
-    images = list(
-        Image.objects.filter(image_class=image_class, readable=True).exclude(relpath="").order_by("file_name")[:k]
-    )
-    return None, images
+        protos = Prototype.objects.filter(run=run, image_class=image_class)
+        if exclude_image_id is not None:
+            protos = protos.exclude(image_id=exclude_image_id)
+        return run, [p.image for p in protos.select_related("image", "image__dataset").order_by("rank")[:k]]
+    images = Image.objects.filter(image_class=image_class, readable=True).exclude(relpath="")
+    if exclude_image_id is not None:
+        images = images.exclude(pk=exclude_image_id)
+    return None, list(images.order_by("file_name")[:k])
+
+
+def current_prototype_image_ids(*, dataset_id: int) -> QuerySet:
+    """Ids of the images that are prototypes in the dataset's current run (a values queryset)."""
+    return Prototype.objects.filter(
+        run__dataset_id=dataset_id, run__is_current=True, run__status=RunStatus.DONE
+    ).values("image_id")
 
 
 def prototype_runs(*, dataset_id: int | None = None) -> QuerySet[PrototypeRun]:

@@ -9,9 +9,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX
+from catalog.answers import JUSTIFICATION_MAX, ONE_WORD_MAX, ONE_WORD_OPTIONAL_PATTERN, ONE_WORD_PATTERN_MESSAGE
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationSource, Image
+from infra.api import StrictCharField, answer_schema_extension
 from infra.errors import DomainError
 from infra.roles import Role, role_permission
 from review import selectors, services
@@ -22,23 +23,50 @@ ReviewerPermission = role_permission(Role.REVIEWER, Role.MAINTAINER)
 
 
 class DecisionIn(serializers.Serializer):
-    expected_version = serializers.IntegerField(min_value=1)
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_COMMENT, default="")
+    expected_version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    comment = StrictCharField(required=False, allow_blank=True, max_length=services.MAX_COMMENT, default="")
+
+
+class RejectIn(DecisionIn):
+    # The annotator reads why: a rejection without a comment is refused.
+    comment = StrictCharField(required_text=True, max_length=services.MAX_COMMENT)
 
 
 class CorrectionIn(DecisionIn):
-    factors = serializers.ListField(child=serializers.ChoiceField(choices=FACTOR_KEYS), allow_empty=True)
+    factors = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
+    )
     nothing_differs = serializers.BooleanField(default=False)
-    justification = serializers.CharField(allow_blank=True, max_length=JUSTIFICATION_MAX)
-    one_word = serializers.CharField(required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="")
+    justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
+    one_word = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=ONE_WORD_MAX,
+        default="",
+        pattern=ONE_WORD_OPTIONAL_PATTERN,
+        pattern_message=ONE_WORD_PATTERN_MESSAGE,
+    )
 
 
 class AdjudicationIn(serializers.Serializer):
-    expected_state = serializers.CharField(max_length=2000)
-    factors = serializers.ListField(child=serializers.ChoiceField(choices=FACTOR_KEYS), allow_empty=True)
+    expected_state = StrictCharField(required_text=True, max_length=2000)
+    factors = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
+    )
     nothing_differs = serializers.BooleanField(default=False)
-    justification = serializers.CharField(allow_blank=True, max_length=JUSTIFICATION_MAX)
-    one_word = serializers.CharField(required=False, allow_blank=True, max_length=ONE_WORD_MAX, default="")
+    justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
+    one_word = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=ONE_WORD_MAX,
+        default="",
+        pattern=ONE_WORD_OPTIONAL_PATTERN,
+        pattern_message=ONE_WORD_PATTERN_MESSAGE,
+    )
+
+
+CorrectionSchema = answer_schema_extension("review.api.CorrectionIn")
+AdjudicationSchema = answer_schema_extension("review.api.AdjudicationIn")
 
 
 def _answer(a: Annotation) -> dict:
@@ -115,14 +143,11 @@ class AnnotationApi(APIView):
 
 
 class DecisionApi(APIView):
+    """accept / reject / correct: one view per action so that each documents its own body."""
+
     permission_classes = [ReviewerPermission]
     action = "accept"
 
-    @extend_schema(
-        responses=OpenApiTypes.OBJECT,
-        request=DecisionIn,
-        summary="Accept, reject (comment required) or correct an annotation",
-    )
     def post(self, request, annotation_id: int):
         common = {"annotation_id": annotation_id, "reviewer": request.user}
         if self.action == "correct":
@@ -136,11 +161,37 @@ class DecisionApi(APIView):
                 one_word=d["one_word"],
                 comment=d["comment"],
             )
+        elif self.action == "reject":
+            d = _valid(RejectIn, request.data)
+            ann = services.review_reject(**common, expected_version=d["expected_version"], comment=d["comment"])
         else:
             d = _valid(DecisionIn, request.data)
-            fn = services.review_accept if self.action == "accept" else services.review_reject
-            ann = fn(**common, expected_version=d["expected_version"], comment=d["comment"])
+            ann = services.review_accept(**common, expected_version=d["expected_version"], comment=d["comment"])
         return Response(_answer(ann))
+
+
+class AcceptApi(DecisionApi):
+    action = "accept"
+
+    @extend_schema(request=DecisionIn, responses=OpenApiTypes.OBJECT, summary="Accept an annotation")
+    def post(self, request, annotation_id: int):
+        return super().post(request, annotation_id)
+
+
+class RejectApi(DecisionApi):
+    action = "reject"
+
+    @extend_schema(request=RejectIn, responses=OpenApiTypes.OBJECT, summary="Reject an annotation (comment required)")
+    def post(self, request, annotation_id: int):
+        return super().post(request, annotation_id)
+
+
+class CorrectApi(DecisionApi):
+    action = "correct"
+
+    @extend_schema(request=CorrectionIn, responses=OpenApiTypes.OBJECT, summary="Correct an annotation's answer")
+    def post(self, request, annotation_id: int):
+        return super().post(request, annotation_id)
 
 
 class AdjudicationApi(APIView):
@@ -168,7 +219,7 @@ class AdjudicationApi(APIView):
         )
 
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses={201: OpenApiTypes.OBJECT},
         request=AdjudicationIn,
         summary="Settle the image: the answer becomes its consensus annotation",
     )

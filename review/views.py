@@ -57,7 +57,7 @@ def auto_accept(request: HttpRequest) -> HttpResponse:
 
 
 def _side_by_side(image: Image) -> dict:
-    run, prototypes = prototypes_for_class(image.image_class)
+    run, prototypes = prototypes_for_class(image.image_class, exclude_image_id=image.pk)
     answers = selectors.image_answers(image)
     rows = [
         {"factor": f, "cells": [getattr(a, f.key) for a in answers], "n_yes": sum(getattr(a, f.key) for a in answers)}

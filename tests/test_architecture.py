@@ -15,7 +15,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("config", "infra", "catalog", "prototypes", "annotator", "review", "curation", "exports", "evaluation")
+PACKAGES = (
+    "config",
+    "infra",
+    "accounts",
+    "catalog",
+    "prototypes",
+    "annotator",
+    "review",
+    "curation",
+    "exports",
+    "evaluation",
+)
 
 
 def _lint(cwd: Path) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ Every function is keyword-only, typed and transactional.
 """
 
 from annotator.services.campaigns import (
+    SAMPLE_SIZE_MAX,
     campaign_counters_recount,
     campaign_create,
     campaign_set_status,
@@ -33,6 +34,7 @@ __all__ = [
     "ONE_WORD_MAX",
     "ONE_WORD_MAX_WORDS",
     "REVISABLE",
+    "SAMPLE_SIZE_MAX",
     "SKIP_REASON_MAX",
     "TIME_ON_TASK_MAX_MS",
     "Answer",

@@ -20,6 +20,10 @@ from annotator.models import (
 from catalog.models import Annotation, AnnotationStatus, Dataset, Image
 from infra.bulkcopy import bulk_insert
 from infra.errors import Conflict, DomainError, NotFound
+from prototypes.selectors import current_prototype_image_ids
+
+# Campaign.sample_size is a positive integer column (32-bit in PostgreSQL).
+SAMPLE_SIZE_MAX = 2**31 - 1
 
 
 def campaign_create(
@@ -57,16 +61,30 @@ def campaign_create(
         raise DomainError("The overlap fraction must lie between 0 and 1.", field="overlap_fraction")
     if overlap_copies < 2:
         raise DomainError("Overlap images need at least 2 annotations.", field="overlap_copies")
-    if sample_size is not None and sample_size < 1:
-        raise DomainError("The sample size must be at least 1.", field="sample_size")
+    if sample_size is not None and not 1 <= sample_size <= SAMPLE_SIZE_MAX:
+        raise DomainError(f"The sample size must lie between 1 and {SAMPLE_SIZE_MAX}.", field="sample_size")
+    if class_ids is not None:
+        # An empty list is "no class", never "every class" (None): a class filter that matched
+        # nothing used to create a campaign over the whole dataset.
+        class_ids = list(dict.fromkeys(class_ids))
+        if not class_ids:
+            raise DomainError(
+                "No class was chosen: give classes of this dataset, or none for every class.", field="class_indices"
+            )
+        known = set(dataset.classes.filter(pk__in=class_ids).values_list("pk", flat=True))
+        if len(known) != len(class_ids):
+            raise DomainError("Some of the classes chosen are not classes of this dataset.", field="class_indices")
     images = Image.objects.filter(dataset=dataset).exclude(relpath="").exclude(readable=False)
     if not include_known_variants:
         images = images.filter(known_factors__isnull=True)
     if exclude_image_ids:
         images = images.exclude(pk__in=exclude_image_ids)
+    # The current run's prototypes are what every sample of their class is compared with: one
+    # of them as a sample would be compared with itself.
+    images = images.exclude(pk__in=current_prototype_image_ids(dataset_id=dataset.pk))
     if split:
         images = images.filter(split=split)
-    if class_ids:
+    if class_ids is not None:
         images = images.filter(image_class_id__in=class_ids)
     image_ids = list(images.order_by("id").values_list("id", flat=True))
     if not image_ids:

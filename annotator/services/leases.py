@@ -10,6 +10,7 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -32,6 +33,7 @@ from annotator.services.qualification import qualification_needed
 from catalog.models import Annotation, Image
 from infra.errors import Conflict, DomainError, Forbidden, NotFound
 from infra.roles import Role, has_role
+from prototypes.models import Prototype, PrototypeRun, RunStatus
 from prototypes.selectors import prototypes_for_class
 
 SKIP_REASON_MAX = 300
@@ -64,7 +66,7 @@ def _lease(
     This is the one place that records them: the form and the API render what the lease
     recorded (selectors.assignment_prototypes), so a GET never writes.
     """
-    run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS)
+    run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS, exclude_image_id=image.pk)
     assignment = Assignment.objects.create(
         campaign=campaign,
         annotator=user,
@@ -102,9 +104,12 @@ def _candidate_sql(*, n_tried: int, skip_locked: bool) -> str:
     NOT EXISTS, a correlated lease count, ordering, locking) cost about 2 ms of CPU per request,
     more than the database needs to run it; on two shared cores that is most of the budget.
     Portable SQL (PostgreSQL and the SQLite default); the lock clause only where supported.
-    Parameters: campaign, campaign, user, user, work kind, live_lease_params, then the ids tried.
+    Parameters: campaign, campaign, user, user, work kind, live_lease_params, run status "done",
+    then the ids tried. An image that became a prototype of the current run after the campaign
+    was made is not handed out (it would be compared with itself).
     """
     item, asg, ann = CampaignItem._meta.db_table, Assignment._meta.db_table, Annotation._meta.db_table
+    proto, run = Prototype._meta.db_table, PrototypeRun._meta.db_table
     not_tried = f" AND ci.id NOT IN ({', '.join(['%s'] * n_tried)})" if n_tried else ""
     return (
         f"SELECT ci.id FROM {item} ci"
@@ -114,6 +119,8 @@ def _candidate_sql(*, n_tried: int, skip_locked: bool) -> str:
         f" AND NOT EXISTS (SELECT 1 FROM {ann} a WHERE a.annotator_id = %s AND a.image_id = ci.image_id)"
         f" AND ci.n_done + (SELECT COUNT(*) FROM {asg} l"
         f" WHERE l.item_id = ci.id AND l.kind = %s AND {live_lease_sql('l')}) < ci.planned"
+        f" AND NOT EXISTS (SELECT 1 FROM {proto} p JOIN {run} r ON r.id = p.run_id"
+        " WHERE p.image_id = ci.image_id AND r.is_current AND r.status = %s)"
         f"{not_tried} ORDER BY ci.position, ci.id LIMIT 1" + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
     )
 
@@ -137,6 +144,7 @@ def _claim_work(*, campaign: Campaign, user, now: datetime) -> Assignment | None
         user.pk,
         AssignmentKind.WORK.value,
         *live_lease_params(now, connection),
+        RunStatus.DONE.value,
     ]
     leased_count = (
         live_work_leases(now)
@@ -183,6 +191,23 @@ def assignment_next(
     # as _candidate_sql: the equivalent annotated queryset cost ~1 ms of CPU to build per call.
     if not 0 < campaign_id < 2**63:  # no such id (PostgreSQL would refuse the number itself)
         raise NotFound("No such campaign.")
+    try:
+        with transaction.atomic():
+            # Serialise this user's claims (check, then do): without the lock, parallel
+            # requests of one user all saw "no lease held" and each claimed an item (ten
+            # requests, ten leases). The user row is the lock: the second request waits here
+            # until the first commits, then finds the first one's lease below and returns it.
+            # SQLite takes its write lock at BEGIN IMMEDIATE, which serialises the same way.
+            list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            return _next_locked(campaign_id=campaign_id, user=user, now=now, rng=rng)
+    except IntegrityError:
+        # Only a concurrent request of the same user can collide on (campaign, image, user);
+        # the transaction was rolled back whole, nothing was leased.
+        raise Conflict("Another request of yours claimed work at the same moment; ask again.")
+
+
+def _next_locked(*, campaign_id: int, user, now: datetime, rng: random.Random) -> Assignment | None:
+    """assignment_next's work; the caller holds the user's row lock (inside its transaction)."""
     connection = transaction.get_connection()
     rows = list(
         Campaign.objects.raw(
@@ -208,19 +233,13 @@ def assignment_next(
         held = Assignment.objects.select_related("image__image_class", "gold_item").get(pk=campaign._held_id)
         held.campaign = campaign
         return held
-    try:
-        with transaction.atomic():
-            if campaign._has_qualification and qualification_needed(campaign=campaign, user=user) is not None:
-                return _next_gold(campaign=campaign, user=user, kind=GoldKind.QUALIFICATION, now=now)
-            if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
-                gold = _next_gold(campaign=campaign, user=user, kind=GoldKind.GOLD, now=now)
-                if gold is not None:
-                    return gold
-            return _claim_work(campaign=campaign, user=user, now=now)
-    except IntegrityError:
-        # Only a concurrent request of the same user can collide on (campaign, image, user);
-        # the transaction was rolled back whole, nothing was leased.
-        raise Conflict("Another request of yours claimed work at the same moment; ask again.")
+    if campaign._has_qualification and qualification_needed(campaign=campaign, user=user) is not None:
+        return _next_gold(campaign=campaign, user=user, kind=GoldKind.QUALIFICATION, now=now)
+    if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
+        gold = _next_gold(campaign=campaign, user=user, kind=GoldKind.GOLD, now=now)
+        if gold is not None:
+            return gold
+    return _claim_work(campaign=campaign, user=user, now=now)
 
 
 def lock_own_assignment(*, assignment_id: int, user) -> Assignment:
@@ -251,7 +270,8 @@ def assignment_skip(*, assignment_id: int, user, reason: str, now: datetime | No
         if assignment.status != AssignmentStatus.LEASED:
             raise Conflict(f"This assignment is {assignment.status} already; it cannot be skipped.")
         if assignment.kind == AssignmentKind.QUALIFICATION:
-            raise DomainError("Qualification images cannot be skipped.", field="reason")
+            # The request is well formed; the assignment's kind forbids it: a conflict, not bad input.
+            raise Conflict("Qualification images cannot be skipped.", field="reason", code="not_skippable")
         assignment.status = AssignmentStatus.SKIPPED
         assignment.skip_reason = reason
         assignment.save(update_fields=["status", "skip_reason"])

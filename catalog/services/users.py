@@ -30,7 +30,7 @@ class DemoAccount:
 def demo_users_ensure() -> list[DemoAccount]:
     """Create the demo accounts that are missing; existing ones keep their password.
 
-    The maintainer is staff with every model permission so that it can use the Django admin
+    The maintainer is staff with the stages' model permissions so that it can use the Django admin
     (not a superuser: a superuser holds every role, annotator included).
     """
     from django.contrib.auth import get_user_model
@@ -50,6 +50,10 @@ def demo_users_ensure() -> list[DemoAccount]:
         if Role.MAINTAINER in roles and created:
             user.is_staff = True
             user.save(update_fields=["is_staff"])
-            user.user_permissions.set(Permission.objects.all())
+            # Not the account models' permissions (users, groups, permissions, tokens, sessions):
+            # those pages are superuser-only anyway (accounts/admin.py); roles change on our page.
+            user.user_permissions.set(
+                Permission.objects.exclude(content_type__app_label__in=("auth", "authtoken", "sessions", "accounts"))
+            )
         accounts.append(DemoAccount(username, password, roles, created))
     return accounts

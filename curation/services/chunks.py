@@ -11,7 +11,7 @@ from catalog.factors import FACTOR_KEYS, META_LABELS
 from catalog.models import Annotation
 from curation import topfactor
 from curation.models import CuratedImage, CurationChunk, CurationRun, SelectorModel
-from curation.services.selector_models import select_top_factors
+from curation.services.selector_models import reads_texts_apart, select_learned2, select_top_factors
 from infra.bulkcopy import copy_rows
 from infra.embeddings import embed_texts, load_nlp
 
@@ -25,6 +25,10 @@ def compute_chunk(
     selector_model: SelectorModel | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top factor index per row (-1 = none) and whether each text had a vector."""
+    if reads_texts_apart(params):
+        return select_learned2(
+            params=params, justifications=justifications, one_words=one_words, mask=mask, selector_model=selector_model
+        )
     nlp = load_nlp(params["spacy_model"])
     texts = [
         topfactor.annotation_text(j, o, params["text_field"]) for j, o in zip(justifications, one_words, strict=True)

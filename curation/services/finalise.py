@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.factors import FACTOR_KEYS
+from curation import selector_training
 from curation.models import CuratedImage, CurationChunk, CurationFigure, CurationRun
 from curation.services.chunks import curation_chunk_process
 from curation.services.runs import RunNotReady, curation_run_fail
@@ -21,7 +22,7 @@ from curation.services.runs import RunNotReady, curation_run_fail
 def results_frame(run_id: int) -> pd.DataFrame:
     """The run's results as a DataFrame, with the published top factor of imported annotations
     (`reference_top_factor`, "" when there is none) for comparison."""
-    cols = ["split", "meta_label", "top_factor", "text_has_vector", *FACTOR_KEYS]
+    cols = ["image_id", "split", "meta_label", "top_factor", "text_has_vector", *FACTOR_KEYS]
     rows = list(
         CuratedImage.objects.filter(run_id=run_id).order_by().values_list(*cols, "annotation__reference_top_factor")
     )
@@ -40,7 +41,7 @@ def curation_finalise(*, run_id: int) -> CurationRun:
     # workers import them at start through curation.tasks), not in every web process.
     from curation import figures, statistics
 
-    run = CurationRun.objects.get(pk=run_id)
+    run = CurationRun.objects.select_related("dataset", "selector_model").get(pk=run_id)
     if run.status in (CurationRun.Status.DONE, CurationRun.Status.FAILED):
         return run
     pending = run.chunks.exclude(status=CurationChunk.Status.DONE).count()
@@ -62,16 +63,14 @@ def curation_finalise(*, run_id: int) -> CurationRun:
         "text_without_vector": int((~df["text_has_vector"].astype(bool)).sum()),
         "text_without_vector_multi": int(((~df["text_has_vector"].astype(bool)) & (n_sel >= 2)).sum()),
     }
-    ref = df["reference_top_factor"].to_numpy()
-    has_ref = (ref != "") & (n_sel >= 2).to_numpy()
-    if has_ref.any():
-        # How often our selector agrees with the published top factor (images with 2+ factors).
-        agree = int((df["top_factor"].to_numpy()[has_ref] == ref[has_ref]).sum())
-        stats["agreement_with_reference"] = {
-            "images_multi_factor": int(has_ref.sum()),
-            "agree": agree,
-            "share": agree / int(has_ref.sum()),
-        }
+    # How often our selector agrees with the published top factor (images with 2+ factors), on
+    # the images it did not learn from only: a learned selector scored on its own training
+    # images would report a training score.
+    held = selector_training.held_out_agreement(
+        df=df, model_row=run.selector_model, params=run.params, dataset_slug=run.dataset.slug
+    )
+    if held is not None:
+        stats["agreement_with_reference"] = held
     rendered = figures.render_all(stats)
     folder = Path("curation") / "runs" / str(run_id)
     (Path(settings.MEDIA_ROOT) / folder).mkdir(parents=True, exist_ok=True)

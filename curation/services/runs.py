@@ -58,6 +58,7 @@ def curation_start(
     text_field: str = topfactor.PAPER_DEFAULT_TEXT,
     factor_text: str = topfactor.PAPER_DEFAULT_FACTOR_TEXT,
     selector_model_id: int | None = None,
+    learned_version: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     spacy_model: str | None = None,
     user=None,
@@ -82,13 +83,17 @@ def curation_start(
     if not (1 <= int(chunk_size) <= MAX_CHUNK_SIZE):
         raise DomainError(f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}.", field="chunk_size")
     model_row, text_field, factor_text, selector_info = selector_params(
-        selector=selector, text_field=text_field, factor_text=factor_text, selector_model_id=selector_model_id
+        selector=selector,
+        text_field=text_field,
+        factor_text=factor_text,
+        selector_model_id=selector_model_id,
+        learned_version=learned_version,
     )
     spacy_name = spacy_model or settings.SPACY_MODEL
     try:
         info = describe_model(spacy_name)
     except ModelUnavailable as exc:
-        raise DomainError(str(exc), field="spacy_model")
+        raise DomainError(str(exc), field="spacy_model", status=503, code="unavailable")
     campaign, image_ids = _scope_campaign(dataset=dataset, campaign_id=campaign_id)
 
     with transaction.atomic():
@@ -103,7 +108,8 @@ def curation_start(
                 if campaign_id
                 else f"dataset {dataset.slug}" + (f" ({split})" if split else "")
             )
-            raise DomainError(
+            # The request is fine; the data is not there yet (409, like any state conflict).
+            raise Conflict(
                 f"Nothing to curate: {scope} has no final annotation yet (an accepted, adjudicated or imported one).",
                 code="empty",
             )
@@ -132,7 +138,7 @@ def curation_start(
             for i, lo in enumerate(range(0, len(ids), chunk_size))
         )
         if enqueue:
-            enqueue_task("curation.launch", run.id)
+            enqueue_task("curation.launch", run.id, long_running=True)
     return run
 
 
@@ -175,5 +181,5 @@ def curation_run_restart(*, run_id: int) -> CurationRun:
         run.error = ""
         run.finished_at = None
         run.save(update_fields=["status", "error", "finished_at"])
-        enqueue_task("curation.launch", run.id)
+        enqueue_task("curation.launch", run.id, long_running=True)
     return run

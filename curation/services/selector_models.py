@@ -17,10 +17,10 @@ from django.db import transaction
 
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Dataset, Split
-from curation import topfactor
+from curation import selector_training, topfactor
 from curation.models import SelectorModel
 from infra.embeddings import embed_texts, load_nlp, model_info
-from infra.errors import DomainError, NotFound
+from infra.errors import Conflict, DomainError, NotFound
 from review.selectors import final_annotations
 
 SELECTORS = ("paper", "learned")
@@ -33,7 +33,12 @@ _SELECTOR_VERSIONS = {
 
 
 def selector_params(
-    *, selector: str, text_field: str, factor_text: str, selector_model_id: int | None
+    *,
+    selector: str,
+    text_field: str,
+    factor_text: str,
+    selector_model_id: int | None,
+    learned_version: str | None = None,
 ) -> tuple[SelectorModel | None, str, str, dict]:
     """Check a run's selector choice; returns (stored model or None, text_field, factor_text, params).
 
@@ -43,23 +48,60 @@ def selector_params(
     if selector not in SELECTORS:
         raise DomainError(f"selector must be one of {list(SELECTORS)}, not {selector!r}.", field="selector")
     model_row = None
+    version = _SELECTOR_VERSIONS[selector]
     if selector == "learned":
-        qs = SelectorModel.objects.filter(name="learned")
-        model_row = qs.filter(pk=selector_model_id).first() if selector_model_id else qs.first()
-        if model_row is None:
-            raise DomainError(
-                "No learned selector is trained yet: train one first (manage.py curate --train-learned imagenet-x).",
-                field="selector_model_id",
-            )
+        model_row, version = _learned_model_row(selector_model_id, learned_version)
         text_field, factor_text = model_row.params["text_field"], model_row.params["factor_text"]
     params = {
         "selector": selector,
-        "selector_version": _SELECTOR_VERSIONS[selector],
+        "selector_version": version,
         "selector_model": {"id": model_row.id, "version": model_row.version, "sha256": model_row.sha256}
         if model_row
         else None,
     }
     return model_row, text_field, factor_text, params
+
+
+def _learned_model_row(selector_model_id: int | None, learned_version: str | None) -> tuple[SelectorModel, str]:
+    """The stored model a learned run uses: the one named, else the latest of the version asked
+    for (default: selector_training.DEFAULT_LEARNED_VERSION)."""
+    version = learned_version or selector_training.DEFAULT_LEARNED_VERSION
+    if version not in selector_training.LEARNED_VERSIONS:
+        raise DomainError(
+            f"learned_version must be one of {list(selector_training.LEARNED_VERSIONS)}, not {version!r}.",
+            field="learned_version",
+        )
+    qs = SelectorModel.objects.filter(name__in=selector_training.MODEL_NAMES.values())
+    if selector_model_id:
+        row = qs.filter(pk=selector_model_id).first()
+        if row is None:
+            raise NotFound(f"No learned selector model {selector_model_id}.", field="selector_model_id")
+        return row, selector_training.version_of(row)
+    row = qs.filter(name=selector_training.MODEL_NAMES[version]).order_by("-version").first()
+    if row is None:
+        # A state of the platform, not bad input: 409.
+        raise Conflict(
+            f"No {version} selector is trained yet: train one first "
+            f"(manage.py curate --train-learned --learned-version {version} <dataset>).",
+            field="selector_model_id",
+            code="no_learned_selector",
+        )
+    return row, version
+
+
+def reads_texts_apart(params: dict) -> bool:
+    """learned-2 embeds the justification and the one-word summary separately (select_learned2)."""
+    return params["selector"] == "learned" and params.get("selector_version") == selector_training.topfactor2.VERSION
+
+
+def select_learned2(
+    *, params: dict, justifications: list[str], one_words: list[str], mask: np.ndarray, selector_model: SelectorModel
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top factor index per row with learned-2, and whether either text had a vector."""
+    model = selector_training.load_learned2(selector_model.path, selector_model.sha256)
+    vj, vo = selector_training.topfactor2.embed_pair(load_nlp(params["spacy_model"]), justifications, one_words)
+    has = (np.linalg.norm(vj, axis=1) > 0) | (np.linalg.norm(vo, axis=1) > 0)
+    return model.select(justifications, one_words, mask, vectors=(vj, vo)), has
 
 
 @lru_cache(maxsize=4)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from catalog.models import Dataset
 from curation.models import CuratedImage, CurationRun
+from exports.licenses import DEFAULT_LICENSE, NOTES_MAX, SPDX_LICENSES
 from exports.models import SEMVER_RE, Release, ReleaseImmutable, ReleaseStatus
 from exports.selectors import verify_release_file
 from infra.errors import Conflict, DomainError, NotFound
@@ -34,7 +35,7 @@ def release_create(
     curation_run: CurationRun,
     created_by: Any,
     notes: str = "",
-    license: str = "CC-BY-NC-4.0",
+    license: str = DEFAULT_LICENSE,
 ) -> Release:
     """A draft release of `dataset` built from a done curation run of that dataset."""
     version = normalize_version(version)
@@ -44,6 +45,16 @@ def release_create(
             code="invalid_version",
             field="version",
         )
+    license = (license or "").strip() or DEFAULT_LICENSE
+    if license not in SPDX_LICENSES:
+        raise DomainError(
+            f"{license!r} is not one of the SPDX licence identifiers a release may carry: {', '.join(SPDX_LICENSES)}.",
+            code="invalid_license",
+            field="license",
+        )
+    notes = (notes or "").strip()
+    if len(notes) > NOTES_MAX:
+        raise DomainError(f"Release notes are limited to {NOTES_MAX} characters.", code="too_long", field="notes")
     run = CurationRun.objects.select_for_update().get(pk=curation_run.pk)
     check_run_usable(run, dataset)
     if Release.objects.filter(dataset=dataset, version=version).exists():
@@ -59,8 +70,8 @@ def release_create(
                 version=version,
                 curation_run=run,
                 created_by=created_by,
-                notes=notes.strip(),
-                license=(license or "").strip() or "CC-BY-NC-4.0",
+                notes=notes,
+                license=license,
             )
     except IntegrityError:  # a concurrent create of the same version won the race
         raise Conflict(
@@ -72,6 +83,8 @@ def release_create(
 
 
 def check_run_usable(run: CurationRun, dataset: Dataset) -> None:
+    """A run of another dataset is bad input (400); a run not done (failed, unfinished, empty)
+    is a state the request cannot change: 409, as for any other conflict with stored state."""
     if run.dataset_id != dataset.id:
         raise DomainError(
             f"Curation run #{run.pk} belongs to another dataset than {dataset.slug}.",
@@ -79,19 +92,19 @@ def check_run_usable(run: CurationRun, dataset: Dataset) -> None:
             field="curation_run",
         )
     if run.status == CurationRun.Status.FAILED:
-        raise DomainError(
+        raise Conflict(
             f"Curation run #{run.pk} failed ({run.error}); a release needs a done run.",
             code="curation_run_failed",
             field="curation_run",
         )
     if run.status != CurationRun.Status.DONE:
-        raise DomainError(
+        raise Conflict(
             f"Curation run #{run.pk} is {run.status} ({run.processed}/{run.total}); wait until it is done.",
             code="curation_run_unfinished",
             field="curation_run",
         )
     if not CuratedImage.objects.filter(run=run).exists():
-        raise DomainError(
+        raise Conflict(
             f"Curation run #{run.pk} has no curated images.", code="curation_run_empty", field="curation_run"
         )
 

@@ -1,11 +1,13 @@
 """The REST API: next, submit, skip, my annotations; token auth; 404 for other people's things."""
 
+import json
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotator.models import Assignment, AssignmentStatus
-from catalog.models import Annotation
+from catalog.models import Annotation, Image
 
 ANSWER = {"factors": ["pose", "background"], "nothing_differs": False, "justification": "turned", "one_word": "pose"}
 
@@ -116,3 +118,13 @@ def test_schema_lists_the_annotator_endpoints(db, annotator):
     schema = c.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     for path in ("/api/annotate/campaigns/{campaign_id}/next", "/api/annotate/assignments/{assignment_id}/submit"):
         assert path in schema
+
+
+@pytest.mark.embedded
+def test_next_api_does_not_reveal_file_names(qualified_campaign, annotator):
+    """Gold and qualification images were recognisable from their names (espresso_brighter.jpg)."""
+    c = _token_client(annotator)
+    body = c.post(f"/api/annotate/campaigns/{qualified_campaign.id}/next").json()
+    assert "file_name" not in body["image"] and all("file_name" not in p for p in body["prototypes"])
+    image = Image.objects.get(pk=body["image"]["id"])
+    assert image.file_name not in json.dumps(body)

@@ -59,6 +59,10 @@ def test_annotator_qualifies_and_annotates_three_images_with_the_keyboard(
     page.fill("#id_password", "pw-kbd-123")
     with page.expect_navigation():
         page.press("#id_password", "Enter")
+    # GET /next only offers the button (a GET never leases); the lease is taken by its POST.
+    assert not Assignment.objects.filter(annotator=user).exists()
+    with page.expect_navigation():
+        page.click("#next-image")
     # Qualification: answer each known-factor variant right, read the feedback, go on.
     for _ in range(3):
         assert page.locator("#answer-form").count() == 1, page.content()[:2000]

@@ -9,14 +9,14 @@ from tests.conftest import client_for
 
 
 @pytest.mark.embedded
-def test_thumbnail_applies_exif_orientation_and_is_cached_on_disk(dataset, annotator, settings):
+def test_thumbnail_applies_exif_orientation_and_is_cached_on_disk(dataset, reviewer, settings):
     img = Image.objects.filter(dataset=dataset).first()
     # A 60x20 picture tagged "rotate 90" (EXIF orientation 6) is shown 20 wide, 60 high.
     pic = PILImage.new("RGB", (60, 20), (200, 10, 10))
     exif = PILImage.Exif()
     exif[0x0112] = 6
     pic.save(img.path, exif=exif)
-    c = client_for(annotator)
+    c = client_for(reviewer)
     resp = c.get(reverse("annotator:image", args=[img.id, "thumb"]))
     assert resp.status_code == 200 and resp["Content-Type"] == "image/jpeg"
     assert "max-age" in resp["Cache-Control"] and resp["ETag"]
@@ -31,18 +31,18 @@ def test_thumbnail_applies_exif_orientation_and_is_cached_on_disk(dataset, annot
 
 
 @pytest.mark.embedded
-def test_missing_file_answers_a_visible_notice(dataset, annotator):
+def test_missing_file_answers_a_visible_notice(dataset, reviewer):
     img = Image.objects.filter(dataset=dataset).first()
     img.path.unlink()
-    resp = client_for(annotator).get(reverse("annotator:image", args=[img.id, "thumb"]))
+    resp = client_for(reviewer).get(reverse("annotator:image", args=[img.id, "thumb"]))
     assert resp.status_code == 200 and resp["Content-Type"] == "image/svg+xml"
     assert b"file missing" in resp.content and resp["Cache-Control"] == "no-store"
 
 
 @pytest.mark.embedded
-def test_original_on_demand(dataset, annotator):
+def test_original_on_demand(dataset, reviewer):
     img = Image.objects.filter(dataset=dataset).first()
-    resp = client_for(annotator).get(reverse("annotator:image", args=[img.id, "full"]))
+    resp = client_for(reviewer).get(reverse("annotator:image", args=[img.id, "full"]))
     assert b"".join(resp.streaming_content) == img.path.read_bytes()
 
 
@@ -50,3 +50,32 @@ def test_original_on_demand(dataset, annotator):
 def test_images_need_a_role(dataset, outsider):
     img = Image.objects.filter(dataset=dataset).first()
     assert client_for(outsider).get(reverse("annotator:image", args=[img.id, "thumb"])).status_code == 403
+
+
+@pytest.mark.embedded
+def test_an_annotator_sees_only_its_samples_and_their_prototypes(campaign, annotator, other_annotator):
+    from annotator.models import Assignment
+    from annotator.services import assignment_next
+
+    lease = assignment_next(campaign_id=campaign.id, user=annotator)
+    c = client_for(annotator)
+    c.get(reverse("annotator:assignment", args=[lease.pk]))  # the form records the prototypes it shows
+    lease.refresh_from_db()
+    assert c.get(reverse("annotator:image", args=[lease.image_id, "thumb"])).status_code == 200
+    for pid in lease.prototype_image_ids:
+        assert c.get(reverse("annotator:image", args=[pid, "thumb"])).status_code == 200
+    shown = {lease.image_id, *lease.prototype_image_ids}
+    other = Image.objects.filter(dataset=campaign.dataset).exclude(pk__in=shown).first()
+    assert c.get(reverse("annotator:image", args=[other.pk, "full"])).status_code == 404
+    assert not Assignment.objects.filter(annotator=other_annotator).exists()
+    assert client_for(other_annotator).get(reverse("annotator:image", args=[lease.image_id, "full"])).status_code == 404
+
+
+@pytest.mark.embedded
+def test_full_image_does_not_carry_its_file_name(campaign, annotator):
+    from annotator.services import assignment_next
+
+    lease = assignment_next(campaign_id=campaign.id, user=annotator)
+    resp = client_for(annotator).get(reverse("annotator:image", args=[lease.image_id, "full"]))
+    assert resp.status_code == 200 and "Content-Disposition" not in resp
+    assert lease.image.file_name.encode() not in b"".join(str(v).encode() for v in resp.headers.values())

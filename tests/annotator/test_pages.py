@@ -36,7 +36,9 @@ def test_anonymous_user_is_sent_to_login(campaign):
 @pytest.mark.embedded
 def test_form_shows_class_prototypes_and_the_sixteen_factors_in_order(campaign, annotator):
     c = client_for(annotator)
-    resp = c.get(reverse("annotator:next", args=[campaign.id]), follow=True)
+    c.get(reverse("annotator:next", args=[campaign.id]))
+    token = c.cookies["csrftoken"].value
+    resp = c.post(reverse("annotator:next", args=[campaign.id]), {"csrfmiddlewaretoken": token}, follow=True)
     html = resp.content.decode()
     a = Assignment.objects.get(annotator=annotator)
     assert a.image.image_class.name in html
@@ -55,7 +57,9 @@ def test_form_submit_saves_and_moves_to_the_next_image(campaign, annotator):
     first = assignment_next(campaign_id=campaign.id, user=annotator)
     url = reverse("annotator:assignment", args=[first.pk])
     resp = _csrf_post(c, url, _form_data(time_on_task_ms="4321"))
-    assert resp.status_code == 302 and resp["Location"] == reverse("annotator:next", args=[campaign.id])
+    # The submit (a POST) leases the next image and goes straight to its form.
+    second = Assignment.objects.get(annotator=annotator, status=AssignmentStatus.LEASED)
+    assert resp.status_code == 302 and resp["Location"] == reverse("annotator:assignment", args=[second.pk])
     ann = Annotation.objects.get(annotator=annotator)
     assert ann.selected_factors == ["pose"] and ann.time_on_task_ms == 4321
 
@@ -218,3 +222,30 @@ def test_deleting_a_prototype_run_keeps_the_lease_and_what_it_showed(campaign, a
     run.delete()
     a.refresh_from_db()
     assert a.prototype_run_id is None and len(a.prototype_image_ids) == 3  # SET_NULL: provenance of the ids stays
+
+
+@pytest.mark.embedded
+def test_get_next_never_leases_an_image(campaign, annotator):
+    """A link on another site (GET) must not lease an image for a signed-in annotator."""
+    c = client_for(annotator)
+    resp = c.get(reverse("annotator:next", args=[campaign.id]))
+    assert resp.status_code == 200 and b'id="next-image"' in resp.content and b'method="post"' in resp.content
+    assert not Assignment.objects.exists()
+
+
+@pytest.mark.embedded
+def test_post_next_leases_and_get_next_returns_to_the_held_lease(campaign, annotator):
+    c = client_for(annotator)
+    c.get(reverse("annotator:next", args=[campaign.id]))
+    resp = _csrf_post(c, reverse("annotator:next", args=[campaign.id]), {})
+    held = Assignment.objects.get(annotator=annotator)
+    assert resp.status_code == 302 and resp["Location"] == reverse("annotator:assignment", args=[held.pk])
+    again = c.get(reverse("annotator:next", args=[campaign.id]))
+    assert again.status_code == 302 and again["Location"] == reverse("annotator:assignment", args=[held.pk])
+    assert Assignment.objects.count() == 1
+
+
+@pytest.mark.embedded
+def test_post_next_without_csrf_token_is_refused(campaign, annotator):
+    resp = client_for(annotator).post(reverse("annotator:next", args=[campaign.id]))
+    assert resp.status_code == 403 and not Assignment.objects.exists()

@@ -59,6 +59,6 @@ def test_agreement_trains_the_learned_selector_on_train_only_and_reports_every_s
     assert len([k for k in kinds if k[0] == "paper"]) == 9
     learned = next(s for s in body["selectors"] if s["selector"] == "learned")
     assert learned["trained_on"] == "train" and learned["images_multi_factor"] == n_val_multi
-    model = SelectorModel.objects.get()
+    model = SelectorModel.objects.get(name="learned")
     assert model.params["split"] == "train"
     assert model.metrics["n_train"] == sum(1 for t in TEXTS if t[3] == "train")

@@ -86,7 +86,7 @@ def test_api_start_with_bad_input_gets_a_clear_400_and_creates_nothing(api, main
     r = api.post("/api/curation/runs/", {"dataset": "nope"}, format="json")
     assert r.status_code == 404 and "No dataset with slug" in r.json()["error"]["message"]
     r = api.post("/api/curation/runs/", {"dataset": tiny_dataset.slug, "selector": "learned"}, format="json")
-    assert r.status_code == 400 and "No learned selector is trained yet" in r.json()["error"]["message"]
+    assert r.status_code == 409 and "selector is trained yet" in r.json()["error"]["message"]
     assert CurationRun.objects.count() == 0
 
 

@@ -34,6 +34,22 @@ def test_pipeline_through_a_real_worker_stores_every_result_and_figures(celery_w
     assert run.stats["selection"]["text_without_vector"] == 1  # "xqzt vvbn" has no word vector
 
 
+def test_learned2_run_through_a_real_worker_chooses_among_selected_factors(celery_worker, maintainer):
+    from catalog.factors import FACTOR_KEYS
+    from curation import selector_training
+
+    ds = make_dataset()
+    model = selector_training.selector_model_train_learned2(dataset_slug=ds.slug)
+    run = services.curation_start(dataset_slug=ds.slug, selector="learned", chunk_size=3, user=maintainer)
+    run = wait_for(run, timeout=90)
+    assert run.status == "done", run.error
+    assert run.selector_model_id == model.id and run.params["selector_version"] == "learned-2"
+    for r in CuratedImage.objects.filter(run=run):
+        selected = [k for k in FACTOR_KEYS if getattr(r, k)]
+        assert (r.top_factor in selected) if selected else r.top_factor == ""
+    assert run.stats["agreement_with_reference"]["trained_on"]["splits"] == ["train"]
+
+
 @pytest.mark.django_db
 def test_empty_dataset_is_refused_with_a_clear_message():
     Dataset.objects.create(slug="empty", name="Empty")
@@ -48,7 +64,9 @@ def test_chunk_retries_exhausted_ends_the_run_failed_with_the_reason(celery_work
     # The stored model file disappears before the workers read it: every attempt fails.
     (settings.MEDIA_ROOT / model.path).unlink()
     services._learned.cache_clear()
-    run = services.curation_start(dataset_slug=ds.slug, selector="learned", chunk_size=4, user=maintainer)
+    run = services.curation_start(
+        dataset_slug=ds.slug, selector="learned", learned_version="learned-1", chunk_size=4, user=maintainer
+    )
     run = wait_for(run, timeout=90)
     assert run.status == "failed"
     assert "failed after 4 attempts" in run.error and "FileNotFoundError" in run.error

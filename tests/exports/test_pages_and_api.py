@@ -181,7 +181,7 @@ def test_api_create_refuses_a_failed_run_with_the_json_error_shape(maintainer, i
         content_type="application/json",
         HTTP_X_CSRFTOKEN=c.cookies["csrftoken"].value,
     )
-    assert r.status_code == 400
+    assert r.status_code == 409  # the run's state, not the request, is the problem
     assert r.json()["error"]["code"] == "curation_run_failed" and "failed" in r.json()["error"]["message"]
     assert not Release.objects.exists()
 
@@ -233,3 +233,19 @@ def test_diff_with_bad_ids_is_a_clear_4xx(annotator, published):
     assert r.status_code == 400 and "Give two release ids: ?old=ID&amp;new=ID." in r.content.decode()
     r = c.get(reverse("exports-api:diff") + f"?old=999999&new={published.pk}")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_downloads_are_not_cached_and_carry_their_media_type(annotator, published):
+    """Finding 9 (no-store on downloads) and 11 (the media type the schema documents)."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    page = client_for(annotator).get(reverse("exports:archive", args=[published.pk]))
+    assert "no-store" in page["Cache-Control"] and "private" in page["Cache-Control"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=annotator).key)
+    for name, media in (("datasheet.json", "application/json"), ("DATASHEET.md", "text/markdown")):
+        r = api.get(reverse("exports-api:file", args=[published.pk, name]))
+        assert r.status_code == 200 and r["Content-Type"].startswith(media) and "no-store" in r["Cache-Control"]
+    r = api.get(reverse("exports-api:archive", args=[published.pk]))
+    assert r["Content-Type"] == "application/gzip"

@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from curation import selectors, services, topfactor
+from curation import selector_training, selectors, services, topfactor
 from infra.errors import DomainError
 
 
@@ -35,6 +35,12 @@ class Command(BaseCommand):
             help="first train a new version of the learned selector on the dataset's train split",
         )
         parser.add_argument(
+            "--learned-version",
+            default=selector_training.DEFAULT_LEARNED_VERSION,
+            choices=list(selector_training.LEARNED_VERSIONS),
+            help="which learned selector --selector learned (and --train-learned) uses (default: %(default)s)",
+        )
+        parser.add_argument(
             "--wordnet-meta-labels",
             action="store_true",
             help="first derive class meta-labels from WordNet hypernyms (skipped when NLTK's WordNet data is absent)",
@@ -52,12 +58,15 @@ class Command(BaseCommand):
                     if n is None
                     else f"{n} class meta-labels updated from WordNet hypernyms"
                 )
-            if o["train_learned"]:
+            if o["train_learned"] and o["learned_version"] == topfactor.LEARNED_SELECTOR_VERSION:
                 m = services.selector_model_train(
                     dataset_slug=o["dataset"],
                     text_field=o["text_field"] or topfactor.LEARNED_DEFAULT_TEXT,
                     factor_text=o["factor_text"] or topfactor.LEARNED_DEFAULT_FACTOR_TEXT,
                 )
+                self.stderr.write(f"trained {m} on {m.metrics.get('n_train')} train rows")
+            elif o["train_learned"]:
+                m = selector_training.selector_model_train_learned2(dataset_slug=o["dataset"])
                 self.stderr.write(f"trained {m} on {m.metrics.get('n_train')} train rows")
             run = services.curation_start(
                 dataset_slug=o["dataset"],
@@ -66,6 +75,7 @@ class Command(BaseCommand):
                 selector=o["selector"],
                 text_field=o["text_field"] or topfactor.PAPER_DEFAULT_TEXT,
                 factor_text=o["factor_text"] or topfactor.PAPER_DEFAULT_FACTOR_TEXT,
+                learned_version=o["learned_version"],
                 chunk_size=o["chunk_size"],
                 enqueue=not o["inline"],
             )
