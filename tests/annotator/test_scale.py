@@ -36,6 +36,7 @@ from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationVersion, Dataset, Image, ImageClass
 from infra.bulkcopy import bulk_insert
 from infra.roles import Role
+from prototypes.models import RunStatus
 from tests.annotator.conftest import answer
 from tests.conftest import client_for
 
@@ -157,6 +158,7 @@ def _costs(campaign: Campaign, user) -> tuple[dict[str, int], dict[str, list[dic
         user.pk,
         AssignmentKind.WORK.value,
         *live_lease_params(now, connection),
+        RunStatus.DONE.value,  # in _claim_work's order (its docstring lists the parameters)
     ]
     plans = {
         "candidate": _plan_nodes(_candidate_sql(n_tried=0, skip_locked=True), params),
