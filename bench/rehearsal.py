@@ -389,7 +389,9 @@ class Annotators:
             if r.status_code != 200:
                 raise RuntimeError(f"next answered {r.status_code}: {r.text[:200]}")
             a = r.json()
-            body = vary(self.answers.get(a["image"]["file_name"], ANSWER_FALLBACK), a["image"]["id"], token)
+            # The API shows no file name (it would give gold images away): the people's answer
+            # sheet is keyed by image id.
+            body = vary(self.answers.get(a["image"]["id"], ANSWER_FALLBACK), a["image"]["id"], token)
             r = await self._post(client, f"/api/annotate/assignments/{a['id']}/submit", headers, body, "submit")
             if r.status_code not in (200, 201):
                 raise RuntimeError(f"submit answered {r.status_code}: {r.text[:200]}")
@@ -487,11 +489,25 @@ def _recreate_database(url: str) -> None:
 
 
 def rehearse(args) -> dict:
+    """Run every stage; the servers it started are stopped whatever happens (a crashed driver
+    must not leave gunicorn, Celery and Redis behind)."""
+    holder: dict = {}
+    try:
+        return _rehearse(args, holder)
+    finally:
+        if "svc" in holder:
+            holder["svc"].stop()
+        if "monitor" in holder:
+            holder["monitor"].stop()
+
+
+def _rehearse(args, holder: dict) -> dict:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fov-rehearsal-"))
     svc = Services(
         database_url=args.database_url, workdir=workdir, web_workers=args.web_workers, web_threads=args.web_threads
     )
-    monitor = RssMonitor()
+    holder["svc"] = svc
+    monitor = holder["monitor"] = RssMonitor()
     monitor.groups = {
         # this process and its JPEG writers (the servers it started are counted on their own)
         "rehearsal_driver": lambda: [
@@ -679,7 +695,12 @@ def rehearse(args) -> dict:
     svc.web_start()
     # Workers run while people annotate, as in service: review's after-submit checks follow.
     svc.celery_start(args.celery_workers)
-    sim = Annotators(svc.base, tokens, camp.pk, answers, args.concurrency)
+    by_id = {
+        iid: answers.get(name, ANSWER_FALLBACK)
+        for iid, name in Image.objects.filter(dataset__slug=DATASET).values_list("id", "file_name")
+    }
+    connection.close()
+    sim = Annotators(svc.base, tokens, camp.pk, by_id, args.concurrency)
 
     def done_so_far() -> int:
         import psycopg
@@ -864,6 +885,10 @@ def rehearse(args) -> dict:
         "distinct_image_annotator_pairs": pairs,
         "retried_submit_made_another_annotation": sim.duplicate_answers,
         "images": n_images,
+        # The current prototype run's images are shown beside the others, never annotated
+        # (campaign_create leaves them out): the campaign, and so the release, has the rest.
+        "images_in_campaign": camp.n_items,
+        "images_left_out_as_prototypes": n_images - camp.n_items,
         "final_answers": n_final,
         "images_with_a_final_answer": final_images,
         "curated_images": crun.total,
@@ -874,8 +899,8 @@ def rehearse(args) -> dict:
     ok = (
         len(sim.accepted) + n_earlier == n_user == planned == n_done == submitted_assignments == pairs
         and sim.duplicate_answers == 0
-        and n_final == final_images == n_images == crun.total
-        and (multi_rows == n_images or not release_rows)
+        and n_final == final_images == camp.n_items == crun.total
+        and (multi_rows == camp.n_items or not release_rows)
         and checks["after_submit_queue_left"] == 0
     )
     checks["nothing_lost"] = bool(ok)
