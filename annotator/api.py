@@ -98,6 +98,7 @@ class SubmitResultSerializer(serializers.Serializer):
     assignment = serializers.IntegerField()
     annotation = serializers.IntegerField(allow_null=True)
     feedback = serializers.DictField(allow_null=True)
+    replayed = serializers.BooleanField()
 
 
 class SkipResultSerializer(serializers.Serializer):
@@ -193,7 +194,11 @@ class NextApi(APIView):
 class SubmitApi(APIView):
     permission_classes = [IsAnnotator]
 
-    @extend_schema(request=AnswerSerializer, responses={201: SubmitResultSerializer}, summary="Submit an answer")
+    @extend_schema(
+        request=AnswerSerializer,
+        responses={201: SubmitResultSerializer, 200: SubmitResultSerializer},
+        summary="Submit an answer (a retry of the same answer for the same lease answers 200 with the stored result)",
+    )
     def post(self, request, assignment_id: int):
         ser = AnswerSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -209,13 +214,16 @@ class SubmitApi(APIView):
                 "qualification": qual.status if qual else None,
                 "qualification_score": qual.score if qual else None,
             }
+        # A retried request (same lease, same answer) gets the same body with 200: nothing new
+        # was created, and the client can tell a replay from a first submission.
         return Response(
             {
                 "assignment": result.assignment.pk,
                 "annotation": result.annotation.pk if result.annotation else None,
                 "feedback": feedback,
+                "replayed": result.replayed,
             },
-            status=status.HTTP_201_CREATED,
+            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
         )
 
 

@@ -50,6 +50,14 @@ class Campaign(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Stored counters, so progress costs one row however large the campaign (summing 60,000
+    # items on every `next` was PostgreSQL's largest cost there). Set at creation; n_done is
+    # incremented in the same transaction as the item's n_done (services.submissions), the
+    # only place an answer is counted; campaign_counters_recount repairs them from the items.
+    n_items = models.PositiveIntegerField(default=0)
+    n_overlap_items = models.PositiveIntegerField(default=0)
+    n_planned = models.PositiveIntegerField(default=0)
+    n_done = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["id"]

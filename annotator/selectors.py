@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Avg, QuerySet
 
 from annotator.models import (
     Assignment,
     AssignmentKind,
     AssignmentStatus,
     Campaign,
-    CampaignItem,
     CampaignStatus,
     GoldKind,
     GoldResponse,
@@ -40,41 +39,35 @@ def active_campaigns() -> QuerySet[Campaign]:
 
 
 def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
-    """Planned and submitted annotation counts of a campaign, in one query."""
-    row = CampaignItem.objects.filter(campaign=campaign).aggregate(
-        total_planned=Sum("planned"),
-        total_done=Sum("n_done"),
-        items=Count("id"),
-        overlap_items=Count("id", filter=Q(planned__gt=1)),
-    )
-    planned, done = row["total_planned"] or 0, row["total_done"] or 0
+    """Planned and submitted annotation counts of a campaign: its stored counters, no query.
+
+    The counters are as fresh as the `campaign` instance (load it in the same request).
+    """
+    planned, done = campaign.n_planned, campaign.n_done
     return {
         "planned": planned,
         "done": done,
         "remaining": planned - done,
-        "items": row["items"],
-        "overlap_items": row["overlap_items"],
+        "items": campaign.n_items,
+        "overlap_items": campaign.n_overlap_items,
     }
 
 
 def annotator_progress(*, campaign: Campaign, user) -> dict[str, int]:
-    """What the form's counter shows, in one query: the annotator's own submitted work and the
-    campaign's remaining planned annotations.
+    """What the form's counter shows: the annotator's own submitted work (one index count) and
+    the campaign's remaining planned annotations (its stored counters, as fresh as `campaign`).
 
-    Written out in SQL: it runs on every `next` and every form render, and the equivalent
-    queryset (three correlated subqueries) cost more CPU to build than the database needs to
-    answer it; this also scans the campaign's items once instead of twice.
+    Written out in SQL: it runs on every `next` and every form render, and building the
+    queryset cost more CPU than the database needs to answer it.
     """
-    item, asg = CampaignItem._meta.db_table, Assignment._meta.db_table
+    asg = Assignment._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COALESCE(SUM(planned), 0), COALESCE(SUM(n_done), 0),"
-            f" (SELECT COUNT(*) FROM {asg} WHERE campaign_id = %s AND annotator_id = %s AND kind = %s AND status = %s)"
-            f" FROM {item} WHERE campaign_id = %s",
-            [campaign.pk, user.pk, AssignmentKind.WORK.value, AssignmentStatus.SUBMITTED.value, campaign.pk],
+            f"SELECT COUNT(*) FROM {asg} WHERE annotator_id = %s AND campaign_id = %s AND status = %s AND kind = %s",
+            [user.pk, campaign.pk, AssignmentStatus.SUBMITTED.value, AssignmentKind.WORK.value],
         )
-        planned, done, mine = cursor.fetchone()
-    return {"done": int(mine), "remaining": int(planned) - int(done), "planned": int(planned)}
+        (mine,) = cursor.fetchone()
+    return {"done": int(mine), "remaining": campaign.n_planned - campaign.n_done, "planned": campaign.n_planned}
 
 
 def qualification_answered(*, campaign: Campaign, user) -> int:
@@ -161,3 +154,100 @@ def assignment_prototypes(*, assignment: Assignment) -> list[Image]:
 
 def annotators() -> QuerySet:
     return get_user_model().objects.filter(groups__name="annotator").order_by("username")
+
+
+# --- Operations: a campaign's raw answers, its qualifications ------------------------------------
+def annotator_pseudonym(*, campaign_id: int, user_id: int) -> str:
+    """A stable pseudonym of an annotator within one campaign's export (HMAC with the secret
+    key; a different campaign gives a different pseudonym, so exports cannot be joined on it)."""
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    msg = f"fov-export:campaign:{campaign_id}:user:{user_id}".encode()
+    return "a-" + hmac.new(settings.SECRET_KEY.encode(), msg, hashlib.sha256).hexdigest()[:12]
+
+
+RAW_ANSWER_FIELDS = [
+    "annotator",
+    "file_name",
+    "split",
+    "class_index",
+    "class_name",
+    "annotation",
+    "version",
+    "reason",
+    "created_at",
+    "factors",
+    "nothing_differs",
+    "justification",
+    "one_word",
+    "status",
+    "time_on_task_ms",
+]
+
+
+def campaign_answer_count(*, campaign: Campaign) -> int:
+    """How many answer versions an export of the campaign holds (for its progress)."""
+    from catalog.models import AnnotationVersion
+
+    return AnnotationVersion.objects.filter(
+        annotation__assignments__campaign=campaign, annotation__source="user"
+    ).count()
+
+
+def campaign_raw_answers(*, campaign: Campaign, chunk_size: int = 2000):
+    """Every version of every answer given in the campaign (work answers; gold excluded), in
+    (annotation, version) order, as dicts of RAW_ANSWER_FIELDS with pseudonymised annotators.
+
+    Streams with a server-side cursor in chunks, so 60,000 images (66,000+ rows) never sit in
+    memory at once.
+    """
+    from catalog.models import AnnotationVersion
+
+    rows = (
+        AnnotationVersion.objects.filter(annotation__assignments__campaign=campaign, annotation__source="user")
+        .order_by("annotation_id", "version")
+        .values_list(
+            "annotation_id",
+            "version",
+            "reason",
+            "created_at",
+            "data",
+            "annotation__annotator_id",
+            "annotation__time_on_task_ms",
+            "annotation__image__file_name",
+            "annotation__image__split",
+            "annotation__image__image_class__index",
+            "annotation__image__image_class__name",
+        )
+    )
+    names: dict[int, str] = {}
+    for ann_id, version, reason, created, data, uid, tot, fname, split, cidx, cname in rows.iterator(chunk_size):
+        if uid not in names:
+            names[uid] = annotator_pseudonym(campaign_id=campaign.pk, user_id=uid)
+        data = data or {}
+        yield {
+            "annotator": names[uid],
+            "file_name": fname,
+            "split": split,
+            "class_index": cidx,
+            "class_name": cname,
+            "annotation": ann_id,
+            "version": version,
+            "reason": reason,
+            "created_at": created.isoformat(),
+            "factors": list(data.get("factors") or []),
+            "nothing_differs": bool(data.get("nothing_differs")),
+            "justification": data.get("justification") or "",
+            "one_word": data.get("one_word") or "",
+            "status": data.get("status") or "",
+            "time_on_task_ms": tot,
+        }
+
+
+def campaign_qualifications(*, campaign: Campaign) -> QuerySet:
+    from annotator.models import Qualification
+
+    return Qualification.objects.filter(campaign=campaign).select_related("annotator").order_by("annotator__username")

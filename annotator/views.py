@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModified
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -278,4 +278,92 @@ def image_file(request, image_id: int, size: str):
     # Private: images are only served to signed-in users with a role.
     resp["Cache-Control"] = "private, max-age=86400"
     resp["ETag"] = etag
+    return resp
+
+
+# --- Operations (maintainers): one campaign's page, status, qualifications, raw answers -----------
+STATUS_ACTIONS = {"pause": "paused", "close": "done", "reopen": "active"}
+
+
+@role_required(Role.MAINTAINER)
+@require_GET
+def campaign_detail(request, campaign_id: int):
+    campaign = get_object_or_404(Campaign.objects.select_related("dataset"), pk=campaign_id)
+    ctx = {
+        "campaign": campaign,
+        "progress": selectors.campaign_progress(campaign=campaign),
+        "qualifications": selectors.campaign_qualifications(campaign=campaign),
+        "n_answers": selectors.campaign_answer_count(campaign=campaign),
+    }
+    return render(request, "annotator/campaign_detail.html", ctx)
+
+
+@role_required(Role.MAINTAINER)
+@require_POST
+def campaign_status(request, campaign_id: int):
+    """Pause (no new leases; held ones may still be submitted), close, or reopen a campaign."""
+    status = STATUS_ACTIONS.get(request.POST.get("action", ""))
+    if status is None:
+        return HttpResponse("Unknown action: choose pause, close or reopen.", status=400, content_type="text/plain")
+    try:
+        campaign = services.campaign_set_status(campaign_id=campaign_id, status=status)
+    except DomainError as exc:
+        if exc.status == 404:
+            raise Http404(exc.message)
+        raise
+    messages.success(request, f"Campaign {campaign.name!r} is {campaign.status} now.")
+    return redirect("annotator:campaign", campaign_id=campaign.pk)
+
+
+@role_required(Role.MAINTAINER)
+@require_POST
+def qualification_reset(request, campaign_id: int, user_id: int):
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    if not campaign.qualifications.filter(annotator_id=user_id).exists():
+        raise Http404("This annotator has no qualification in this campaign.")
+    services.qualification_reset(campaign_id=campaign.pk, annotator_id=user_id)
+    messages.success(request, "Qualification reset: the annotator takes it again on their next image.")
+    return redirect("annotator:campaign", campaign_id=campaign.pk)
+
+
+@role_required(Role.MAINTAINER)
+@require_GET
+def campaign_answers_export(request, campaign_id: int, fmt: str):
+    """Every version of every answer of the campaign, annotators pseudonymised, as CSV or JSONL.
+
+    Streamed row by row (a 60,000-image campaign never sits in memory); the browser shows the
+    download's progress against X-Total-Rows, the number of rows the file will hold.
+    """
+    import csv
+    import io
+    import json
+
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    if fmt not in ("csv", "jsonl"):
+        raise Http404("Formats: csv, jsonl.")
+    rows = selectors.campaign_raw_answers(campaign=campaign)
+    fields = selectors.RAW_ANSWER_FIELDS
+
+    def as_csv():
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        for row in rows:
+            w.writerow({**row, "factors": " ".join(row["factors"])})
+            if buf.tell() > 64 * 1024:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    def as_jsonl():
+        for row in rows:
+            yield json.dumps(row, ensure_ascii=False) + "\n"
+
+    resp = StreamingHttpResponse(
+        as_csv() if fmt == "csv" else as_jsonl(),
+        content_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8",
+    )
+    resp["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-answers.{fmt}"'
+    resp["X-Total-Rows"] = str(selectors.campaign_answer_count(campaign=campaign))
     return resp

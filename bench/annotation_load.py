@@ -119,7 +119,77 @@ def _recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def _setup_data(n_images: int, n_clients: int, overlap: float, copies: int) -> dict:
+def _fill(campaign_id: int, fraction: float, copies: int) -> dict:
+    """Mark the first `fraction` of the campaign's queue as fully annotated, as a campaign that
+    has run for a while looks: one submitted work lease, one Annotation (v1) and its version
+    per planned slot, by `copies` filler annotators, and n_done = planned on those items.
+
+    Written with INSERT ... SELECT: 30,000 images x 1.2 answers in seconds (the ORM would take
+    minutes), and the rows are what the services would have written.
+    """
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+
+    from annotator.models import Assignment, CampaignItem
+    from catalog.factors import FACTOR_KEYS
+    from catalog.models import Annotation, AnnotationVersion
+
+    if fraction <= 0:
+        return {"fraction": 0.0, "items": 0, "annotations": 0}
+    User = get_user_model()
+    fillers = [User.objects.create(username=f"filler{k}") for k in range(copies)]
+    item_t, asg_t = CampaignItem._meta.db_table, Assignment._meta.db_table
+    ann_t, ver_t = Annotation._meta.db_table, AnnotationVersion._meta.db_table
+    n_items = CampaignItem.objects.filter(campaign_id=campaign_id).count()
+    cut = int(round(fraction * n_items))
+    flags = ", ".join(FACTOR_KEYS)
+    flag_values = ", ".join("true" if k in ANSWER["factors"] else "false" for k in FACTOR_KEYS)
+    snapshot = json.dumps({**ANSWER, "status": "submitted"})
+    with transaction.atomic(), connection.cursor() as cur:
+        for k, filler in enumerate(fillers):
+            sel = f"FROM {item_t} ci WHERE ci.campaign_id = %s AND ci.position < %s AND ci.planned > %s"
+            cur.execute(
+                f"INSERT INTO {ann_t} (image_id, source, annotator_id, source_release, nothing_differs,"
+                f" justification, one_word, status, version, time_on_task_ms, reference_top_factor,"
+                f" created_at, updated_at, {flags})"
+                f" SELECT ci.image_id, 'user', %s, '', false, %s, %s, 'submitted', 1, 20000, '', now(), now(),"
+                f" {flag_values} {sel}",
+                [filler.pk, ANSWER["justification"], ANSWER["one_word"], campaign_id, cut, k],
+            )
+            cur.execute(
+                f"INSERT INTO {ver_t} (annotation_id, version, data, author_id, reason, created_at)"
+                f" SELECT a.id, 1, %s::jsonb, a.annotator_id, 'create', now() FROM {ann_t} a"
+                " WHERE a.annotator_id = %s",
+                [snapshot, filler.pk],
+            )
+            cur.execute(
+                f"INSERT INTO {asg_t} (campaign_id, annotator_id, kind, item_id, image_id, status, started_at,"
+                " expires_at, submitted_at, skip_reason, prototype_image_ids, annotation_id)"
+                f" SELECT %s, %s, 'work', ci.id, ci.image_id, 'submitted', now(), now(), now(), '', '[]'::jsonb, a.id"
+                f" {sel.replace('FROM ' + item_t + ' ci', 'FROM ' + item_t + ' ci JOIN ' + ann_t + ' a ON a.image_id = ci.image_id AND a.annotator_id = %s')}",
+                [campaign_id, filler.pk, filler.pk, campaign_id, cut, k],
+            )
+        cur.execute(
+            f"UPDATE {item_t} SET n_done = planned WHERE campaign_id = %s AND position < %s", [campaign_id, cut]
+        )
+        cur.execute(f"SELECT COUNT(*) FROM {ann_t} WHERE annotator_id = ANY(%s)", [[f.pk for f in fillers]])
+        n_ann = cur.fetchone()[0]
+    _after_fill(campaign_id)
+    return {"fraction": fraction, "items": cut, "annotations": n_ann}
+
+
+def _after_fill(campaign_id: int) -> None:
+    """Hook for stored counters that a fill written in SQL must bring up to date (none yet)."""
+    try:
+        from annotator.services import campaign_counters_recount  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    campaign_counters_recount(campaign_id=campaign_id)
+
+
+def _setup_data(
+    n_images: int, n_clients: int, overlap: float, copies: int, fill: float = 0.0, extra_users: int = 0
+) -> dict:
     """Runs in this process with DATABASE_URL pointing at the bench database."""
     import django
 
@@ -150,6 +220,7 @@ def _setup_data(n_images: int, n_clients: int, overlap: float, copies: int) -> d
         batch_size=2000,
     )
     campaign = campaign_create(name="bench", dataset=ds, overlap_fraction=overlap, overlap_copies=copies, gold_rate=0.0)
+    filled = _fill(campaign.pk, fill, copies)
     group = Group.objects.get_or_create(name=Role.ANNOTATOR)[0]
     User = get_user_model()
     tokens = []
@@ -157,11 +228,25 @@ def _setup_data(n_images: int, n_clients: int, overlap: float, copies: int) -> d
         u = User.objects.create(username=f"bench{i}")
         u.groups.add(group)
         tokens.append(Token.objects.create(user=u).key)
+    # The capacity ramp's simulated people: one account and token each, created in bulk.
+    crowd = User.objects.bulk_create([User(username=f"crowd{i}") for i in range(extra_users)], batch_size=2000)
+    if crowd:
+        crowd = list(User.objects.filter(username__startswith="crowd").order_by("id"))
+        User.groups.through.objects.bulk_create(
+            [User.groups.through(user_id=u.pk, group_id=group.pk) for u in crowd], batch_size=2000
+        )
+        crowd_tokens = Token.objects.bulk_create(
+            [Token(user=u, key=Token.generate_key()) for u in crowd], batch_size=2000
+        )
+    else:
+        crowd_tokens = []
     # The form client signs in with a session cookie (pages do not take tokens).
     form_user = User.objects.get(username=f"bench{n_clients}")
     s = SessionStore()
     s["_auth_user_id"] = str(form_user.pk)
-    s["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    from django.conf import settings as dj_settings
+
+    s["_auth_user_backend"] = dj_settings.AUTHENTICATION_BACKENDS[0]  # a session of another backend is refused
     s["_auth_user_hash"] = form_user.get_session_auth_hash()
     s.create()
     return {
@@ -170,6 +255,8 @@ def _setup_data(n_images: int, n_clients: int, overlap: float, copies: int) -> d
         "form_token": tokens[n_clients],
         "session": s.session_key,
         "planned": sum(campaign.items.values_list("planned", flat=True)),
+        "filled": filled,
+        "crowd_tokens": [t.key for t in crowd_tokens],
     }
 
 
@@ -266,6 +353,216 @@ def _baseline(base: str, n_clients: int, seconds: float) -> list[float]:
     return lat
 
 
+async def _ramp_async(
+    base: str,
+    tokens: list[str],
+    campaign: int,
+    steps: list[int],
+    step_seconds: float,
+    think: tuple[float, float],
+    limit_ms: float,
+    meter_factory,
+) -> dict:
+    """People at their own pace: simulated annotators join step by step and each one loops
+    next -> think (uniform think seconds, the time a person looks at the form) -> submit.
+
+    One asyncio loop with httpx drives them all, so the load generator costs a fraction of what
+    one thread per person would (its own CPU is reported). A request's latency counts in the
+    step during which it started; the ramp stops after the first step whose p99 of next or of
+    submit passes `limit_ms`, and the capacity is the last step under it.
+    """
+    import asyncio
+    import logging
+    import random
+
+    import httpx
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    lat: list[tuple[int, str, float]] = []
+    errors: list[str] = []
+    state = {"step": 0, "stop": False}
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
+
+        async def person(token: str, seed: int) -> None:
+            rng = random.Random(seed)
+            headers = {"Authorization": f"Token {token}"}
+            await asyncio.sleep(rng.uniform(0, think[1]))  # people do not arrive in step
+            while not state["stop"]:
+                step, t0 = state["step"], time.perf_counter()
+                try:
+                    r = await client.post(f"/api/annotate/campaigns/{campaign}/next", headers=headers)
+                except httpx.HTTPError as exc:
+                    errors.append(f"next {type(exc).__name__}")
+                    return
+                lat.append((step, "next", time.perf_counter() - t0))
+                if r.status_code != 200:
+                    if r.status_code != 204:
+                        errors.append(f"next {r.status_code}")
+                    return
+                aid = r.json()["id"]
+                await asyncio.sleep(rng.uniform(*think))
+                if state["stop"]:
+                    return
+                step, t0 = state["step"], time.perf_counter()
+                try:
+                    r = await client.post(f"/api/annotate/assignments/{aid}/submit", json=ANSWER, headers=headers)
+                except httpx.HTTPError as exc:
+                    errors.append(f"submit {type(exc).__name__}")
+                    return
+                lat.append((step, "submit", time.perf_counter() - t0))
+                if r.status_code != 201:
+                    errors.append(f"submit {r.status_code}")
+
+        tasks: list = []
+        report = []
+        for i, n in enumerate(steps):
+            if n > len(tokens):
+                break
+            state["step"] = i
+            tasks += [asyncio.create_task(person(tokens[j], j)) for j in range(len(tasks), n)]
+            meter = meter_factory()
+            cpu0, n0 = time.process_time(), len(lat)
+            await asyncio.sleep(step_seconds)
+            n_req = len(lat) - n0
+            mine = [x for x in lat if x[0] == i]
+            nxt = [x[2] for x in mine if x[1] == "next"]
+            sub = [x[2] for x in mine if x[1] == "submit"]
+            row = {
+                "annotators": n,
+                "requests": n_req,
+                "requests_per_s": round(n_req / step_seconds, 1),
+                "next_p50_ms": round(_pct(nxt, 50) * 1000, 1),
+                "next_p99_ms": round(_pct(nxt, 99) * 1000, 1),
+                "submit_p50_ms": round(_pct(sub, 50) * 1000, 1),
+                "submit_p99_ms": round(_pct(sub, 99) * 1000, 1),
+                "samples": {"next": len(nxt), "submit": len(sub)},
+                "server_cpu_per_request": meter.stop(n_req),
+                "load_generator_cpu_ms_per_request": round((time.process_time() - cpu0) * 1000 / max(1, n_req), 2),
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+            }
+            row["under_limit"] = bool(row["next_p99_ms"] < limit_ms and row["submit_p99_ms"] < limit_ms)
+            report.append(row)
+            print(json.dumps({"ramp_step": row}), file=sys.stderr, flush=True)
+            if not row["under_limit"]:
+                break
+        state["stop"] = True
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    served = max([r["annotators"] for r in report if r["under_limit"]], default=0)
+    return {"steps": report, "annotators_served": served, "errors": sorted(set(errors))[:10]}
+
+
+def _profile(base_url: str, tokens: list[str], campaign: int, n: int) -> dict:
+    """Where a next + submit pair spends its CPU: cProfile of `n` pairs run in this process
+    (the same Django settings as the server, Django's test client instead of the socket),
+    beside `n` GET /healthz; SQL time measured with a connection execute wrapper.
+
+    Reported as CPU per request by package (our apps, DRF, Django's ORM, psycopg, ...) and
+    the functions with the most own time: the note's profile.
+    """
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test import Client
+
+    sql = {"n": 0, "s": 0.0}
+
+    def wrapper(execute, sql_text, params, many, context):
+        t0 = time.perf_counter()
+        try:
+            return execute(sql_text, params, many, context)
+        finally:
+            sql["n"] += 1
+            sql["s"] += time.perf_counter() - t0
+
+    def buckets(stats: pstats.Stats, requests: int) -> dict:
+        out: dict[str, float] = {}
+        for (file, _line, _fn), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+            f = file.replace(str(REPO) + "/", "")
+            if "site-packages/" in f:
+                key = f.split("site-packages/")[1].split("/")[0]
+                if key == "django":
+                    key = "django." + f.split("site-packages/django/")[1].split("/")[0]
+            elif f.startswith(("annotator", "catalog", "review", "prototypes", "infra", "config")):
+                key = "ours:" + f.split("/")[0]
+            elif f.startswith("~") or f.startswith("<"):
+                key = "builtins"
+            else:
+                key = "stdlib"
+            out[key] = out.get(key, 0.0) + tt
+        return {k: round(v * 1000 / requests, 3) for k, v in sorted(out.items(), key=lambda kv: -kv[1])[:14]}
+
+    def top(stats: pstats.Stats, requests: int) -> list:
+        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:20]
+        return [
+            {
+                "function": f"{file.replace(str(REPO) + '/', '').split('site-packages/')[-1]}:{line}({fn})",
+                "own_ms_per_request": round(tt * 1000 / requests, 3),
+                "cum_ms_per_request": round(ct * 1000 / requests, 3),
+            }
+            for (file, line, fn), (_cc, _nc, tt, ct, _callers) in rows
+        ]
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    # Warm-up outside the profile: URL resolver, imports, the connection.
+    client.get("/healthz")
+    headers = {"HTTP_AUTHORIZATION": f"Token {tokens[0]}"}
+    for _ in range(3):  # a whole pair: submit imports what it needs lazily (review's after-submit hook)
+        r = client.post(f"/api/annotate/campaigns/{campaign}/next", **headers)
+        if r.status_code == 200:
+            client.post(
+                f"/api/annotate/assignments/{r.json()['id']}/submit",
+                data=json.dumps(ANSWER),
+                content_type="application/json",
+                **headers,
+            )
+    out = {}
+    for what in ("healthz", "next_submit"):
+        # CPU time, not wall time: waiting on PostgreSQL is the database's cost, measured apart.
+        prof = cProfile.Profile(time.process_time)
+        sql.update(n=0, s=0.0)
+        cpu0 = time.process_time()
+        requests_done = 0
+        with connection.execute_wrapper(wrapper):
+            prof.enable()
+            for i in range(n):
+                if what == "healthz":
+                    client.get("/healthz")
+                    requests_done += 1
+                    continue
+                h = {"HTTP_AUTHORIZATION": f"Token {tokens[i % len(tokens)]}"}
+                r = client.post(f"/api/annotate/campaigns/{campaign}/next", **h)
+                requests_done += 1
+                if r.status_code != 200:
+                    break
+                client.post(
+                    f"/api/annotate/assignments/{r.json()['id']}/submit",
+                    data=json.dumps(ANSWER),
+                    content_type="application/json",
+                    **h,
+                )
+                requests_done += 1
+            prof.disable()
+        cpu = time.process_time() - cpu0
+        stats = pstats.Stats(prof)
+        out[what] = {
+            "requests": requests_done,
+            "python_cpu_ms_per_request_profiled": round(cpu * 1000 / max(1, requests_done), 3),
+            "sql_statements_per_request": round(sql["n"] / max(1, requests_done), 2),
+            "sql_wall_ms_per_request": round(sql["s"] * 1000 / max(1, requests_done), 3),
+            "own_time_by_package_ms_per_request": buckets(stats, max(1, requests_done)),
+            "top_functions_by_own_time": top(stats, max(1, requests_done)),
+        }
+    out["note"] = (
+        "cProfile inflates Python time (about 2x); compare the shares, not the absolute numbers, "
+        "with the server CPU figures measured without a profiler"
+    )
+    return out
+
+
 def _form_render(base: str, session_key: str, token: str, campaign: int, n: int) -> list[float]:
     """Median time of GET on the form page, one client (the page an annotator waits for)."""
     api = requests.Session()
@@ -279,7 +576,9 @@ def _form_render(base: str, session_key: str, token: str, campaign: int, n: int)
         r = s.get(f"{base}/annotate/a/{aid}/")
         lat.append(time.perf_counter() - t0)
         if r.status_code != 200 or "answer-form" not in r.text:
-            raise SystemExit(f"form page answered {r.status_code}: {r.text[:300]}")
+            # Reported, not fatal: the load figures of the run stand without the form's.
+            print(f"form page answered {r.status_code} without the form: {r.url}", file=sys.stderr)
+            return []
     return lat
 
 
@@ -300,6 +599,17 @@ def main() -> None:
     )
     ap.add_argument("--think-min", type=float, default=1.0, help="shortest pause before an item, seconds")
     ap.add_argument("--think-max", type=float, default=5.0, help="longest pause before an item, seconds")
+    ap.add_argument("--fill", type=float, default=0.0, help="fraction of the queue already annotated (0-1)")
+    ap.add_argument("--profile", type=int, default=0, help="profile this many next+submit pairs in-process (0: no)")
+    ap.add_argument(
+        "--ramp",
+        default="",
+        help="capacity phase: comma-separated numbers of simulated annotators, e.g. 100,250,500,1000,1500",
+    )
+    ap.add_argument("--ramp-step-seconds", type=float, default=60.0)
+    ap.add_argument("--ramp-think-min", type=float, default=10.0, help="seconds per item, the dashboard's 10-30 s")
+    ap.add_argument("--ramp-think-max", type=float, default=30.0)
+    ap.add_argument("--ramp-limit-ms", type=float, default=100.0, help="p99 of next or submit that ends the ramp")
     ap.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fov_ann_bench"),
@@ -337,7 +647,10 @@ def main() -> None:
             )
         }
     )
-    data = _setup_data(args.images, args.clients, args.overlap, args.copies)
+    ramp_steps = [int(x) for x in args.ramp.split(",") if x.strip()]
+    t_setup = time.perf_counter()
+    data = _setup_data(args.images, args.clients, args.overlap, args.copies, args.fill, max(ramp_steps, default=0))
+    setup_seconds = time.perf_counter() - t_setup
     # A database in service has planner statistics; one created a second ago has none, and the
     # planner would then pick plans for empty tables (scans that grow with the run).
     import psycopg
@@ -364,6 +677,8 @@ def main() -> None:
             "gthread",
             "--log-level",
             "warning",
+            "--graceful-timeout",
+            "5",
         ],
         cwd=REPO,
         env=env,
@@ -388,9 +703,30 @@ def main() -> None:
             if args.think_seconds > 0
             else None
         )
+        ramp = None
+        if ramp_steps:
+            import asyncio
+
+            ramp = asyncio.run(
+                _ramp_async(
+                    base,
+                    data["crowd_tokens"],
+                    data["campaign"],
+                    ramp_steps,
+                    args.ramp_step_seconds,
+                    (args.ramp_think_min, args.ramp_think_max),
+                    args.ramp_limit_ms,
+                    lambda: _CpuMeter(server.pid, args.database_url),
+                )
+            )
+        profile = _profile(base, data["tokens"], data["campaign"], args.profile) if args.profile else None
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # keep-alive connections can hold a gthread worker
+            server.kill()
+            server.wait(timeout=15)
         import redis
 
         redis.Redis.from_url(args.broker_url).flushdb()
@@ -409,7 +745,10 @@ def main() -> None:
         },
         "clients": args.clients,
         "seconds": round(run["elapsed"], 2),
+        "images": args.images,
         "campaign_planned_annotations": data["planned"],
+        "filled_before_load": data["filled"],
+        "setup_seconds": round(setup_seconds, 1),
         "submitted": len(sub),
         "errors": run["errors"][:10],
         "figures": {
@@ -418,7 +757,11 @@ def main() -> None:
             "next_p99": {"value": round(_pct(nxt, 99) * ms, 1), "unit": "ms", "goal": 50},
             "submit_p50": {"value": round(_pct(sub, 50) * ms, 1), "unit": "ms"},
             "submit_p99": {"value": round(_pct(sub, 99) * ms, 1), "unit": "ms", "goal": 50},
-            "form_render_median": {"value": round(statistics.median(form) * ms, 1), "unit": "ms", "goal": 30},
+            "form_render_median": {
+                "value": round(statistics.median(form) * ms, 1) if form else None,
+                "unit": "ms",
+                "goal": 30,
+            },
             # Mean over next and submit requests of the closed loop.
             "server_cpu_per_request": run_cpu,
         },
@@ -439,7 +782,9 @@ def main() -> None:
         "submit_p99_to_baseline_p99": round(f["submit_p99"]["value"] / b99, 2),
         "next_p99_to_goal": round(f["next_p99"]["value"] / 50, 2),
         "submit_p99_to_goal": round(f["submit_p99"]["value"] / 50, 2),
-        "form_render_median_to_goal": round(f["form_render_median"]["value"] / 30, 2),
+        "form_render_median_to_goal": (
+            round(f["form_render_median"]["value"] / 30, 2) if f["form_render_median"]["value"] else None
+        ),
         "requests_per_s_to_baseline": round(
             f["requests_per_s"]["value"] / (result["baseline"]["requests_per_s"] or 1), 3
         ),
@@ -473,6 +818,23 @@ def main() -> None:
                 "submit_p99_to_goal": round(_pct(ps, 99) * ms / 50, 2),
             },
         }
+    cpu = run_cpu["gunicorn"] + run_cpu["postgresql"]
+    bcpu = base_cpu["gunicorn"] + base_cpu["postgresql"]
+    # Issue 14's goal 2: next + submit at most 3x GET /healthz, server CPU (gunicorn + PostgreSQL).
+    result["ratio"]["server_cpu_total_to_baseline"] = round(cpu / (bcpu or 1e-9), 2)
+    result["figures"]["server_cpu_total_ms_per_request"] = round(cpu, 2)
+    if ramp is not None:
+        result["capacity"] = {
+            "mode": (
+                f"simulated annotators added step by step ({args.ramp_step_seconds:.0f} s each), each looping "
+                f"next -> {args.ramp_think_min:.0f}-{args.ramp_think_max:.0f} s think -> submit; one asyncio "
+                "loop with httpx; stops after the first step whose p99 of next or submit passes the limit"
+            ),
+            "limit_p99_ms": args.ramp_limit_ms,
+            **ramp,
+        }
+    if profile is not None:
+        result["profile"] = profile
     print(json.dumps(result, indent=2))
 
 

@@ -18,6 +18,9 @@ from django.db import connection, transaction
 
 log = logging.getLogger(__name__)
 
+# A broker restart takes a second or two: wait it out (up to ~10 s) rather than lose the task.
+_PUBLISH_RETRY = {"max_retries": 8, "interval_start": 0.2, "interval_step": 0.4, "interval_max": 2.0}
+
 
 def enqueue_task(task_name: str, *args, long_running: bool = False) -> None:
     """Send one task after commit (at once when no transaction is open).
@@ -62,6 +65,10 @@ def enqueue_tasks(task_name: str, arg_lists: Iterable[Sequence], *, long_running
         # A signature looks the task up in the registry, so eager mode (the embedded default)
         # runs it in-process; app.send_task would bypass CELERY_TASK_ALWAYS_EAGER.
         for args in arg_lists:
-            current_app.signature(task_name, args=args).apply_async()
+            current_app.signature(task_name, args=args).apply_async(retry_policy=_PUBLISH_RETRY)
 
-    transaction.on_commit(send)
+    # Robust with a broker: the transaction has committed by now, and a broker that stays down
+    # past the retries must not turn a stored answer into a 500 (the client would retry what
+    # already exists); Django logs the failure and the request succeeds. Eager mode (no broker)
+    # keeps errors propagating: there the task itself runs here and its failure is a bug.
+    transaction.on_commit(send, robust=not current_app.conf.task_always_eager)

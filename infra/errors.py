@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import db
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -64,6 +65,15 @@ class Forbidden(DomainError):
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status)
+    if isinstance(exc, db.OperationalError | db.InterfaceError):
+        # The database went away under the request (a restart, pg_terminate_backend, a
+        # failover): the transaction was rolled back, nothing was stored. Say so with a 503 and
+        # Retry-After instead of a 500; submit is idempotent, so retrying is always safe.
+        # Django drops the broken connection at the end of the request.
+        err = DomainError(
+            "The database connection was lost; nothing was saved. Please retry.", code="unavailable", status=503
+        )
+        return Response(err.as_dict(), status=503, headers={"Retry-After": "1"})
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(DomainError("; ".join(exc.messages), code="invalid", details=details).as_dict(), status=400)

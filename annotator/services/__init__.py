@@ -11,6 +11,7 @@ Every function is keyword-only, typed and transactional.
 
 from annotator.services.campaigns import (
     SAMPLE_SIZE_MAX,
+    campaign_counters_recount,
     campaign_create,
     campaign_set_status,
     gold_items_add,
@@ -43,6 +44,7 @@ __all__ = [
     "answer_clean",
     "assignment_next",
     "assignment_skip",
+    "campaign_counters_recount",
     "campaign_create",
     "campaign_set_status",
     "gold_items_add",

@@ -6,7 +6,8 @@ import random
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from annotator.models import (
     Campaign,
@@ -17,6 +18,7 @@ from annotator.models import (
     known_factor_list,
 )
 from catalog.models import Annotation, AnnotationStatus, Dataset, Image
+from infra.bulkcopy import bulk_insert
 from infra.errors import Conflict, DomainError, NotFound
 from prototypes.selectors import current_prototype_image_ids
 
@@ -112,15 +114,37 @@ def campaign_create(
         )
         if class_ids:
             campaign.classes.set(class_ids)
-        CampaignItem.objects.bulk_create(
-            [
-                CampaignItem(
-                    campaign=campaign, image_id=iid, planned=overlap_copies if iid in overlap else 1, position=pos
-                )
-                for pos, iid in enumerate(order)
-            ],
-            batch_size=2000,
+        items = [
+            CampaignItem(campaign=campaign, image_id=iid, planned=overlap_copies if iid in overlap else 1, position=pos)
+            for pos, iid in enumerate(order)
+        ]
+        # COPY on PostgreSQL: 60,000 items in about a second instead of 30 INSERTs of 2,000.
+        bulk_insert(CampaignItem, items)
+        campaign.n_items = len(order)
+        campaign.n_overlap_items = len(overlap)
+        campaign.n_planned = len(order) + (overlap_copies - 1) * len(overlap)
+        campaign.save(update_fields=["n_items", "n_overlap_items", "n_planned"])
+    return campaign
+
+
+def campaign_counters_recount(*, campaign_id: int) -> Campaign:
+    """Set a campaign's stored counters from its items (repair, and after bulk SQL writes).
+
+    Takes the campaign's row lock, so no submit counts an answer while it recounts.
+    """
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        if campaign is None:
+            raise NotFound("No such campaign.")
+        row = CampaignItem.objects.filter(campaign_id=campaign_id).aggregate(
+            items=Count("id"),
+            overlap=Count("id", filter=Q(planned__gt=1)),
+            planned=Coalesce(Sum("planned"), 0),
+            done=Coalesce(Sum("n_done"), 0),
         )
+        campaign.n_items, campaign.n_overlap_items = row["items"], row["overlap"]
+        campaign.n_planned, campaign.n_done = row["planned"], row["done"]
+        campaign.save(update_fields=["n_items", "n_overlap_items", "n_planned", "n_done"])
     return campaign
 
 

@@ -13,6 +13,7 @@ from annotator.models import (
     Assignment,
     AssignmentKind,
     AssignmentStatus,
+    Campaign,
     CampaignItem,
     GoldItem,
     GoldResponse,
@@ -28,7 +29,7 @@ from catalog.answers import (
     factor_flags,
     main_factor_resolve,
 )
-from catalog.models import Annotation, AnnotationSource, AnnotationStatus
+from catalog.models import Annotation, AnnotationSource, AnnotationStatus, AnnotationVersion
 from catalog.services import annotation_version_append
 from infra.errors import Conflict, DomainError, NotFound
 
@@ -39,6 +40,8 @@ class SubmitResult:
     annotation: Annotation | None = None
     gold_response: GoldResponse | None = None
     qualification: Qualification | None = None
+    # True when this was a retried request for a submission stored earlier (nothing written).
+    replayed: bool = False
 
 
 def annotation_submit(*, assignment_id: int, user, answer: Answer, now: datetime | None = None) -> SubmitResult:
@@ -55,6 +58,12 @@ def annotation_submit(*, assignment_id: int, user, answer: Answer, now: datetime
         with transaction.atomic():
             assignment = lock_own_assignment(assignment_id=assignment_id, user=user)
             if assignment.status == AssignmentStatus.SUBMITTED:
+                # Idempotent for a retried request: the lease is the natural key, so the same
+                # answer again (a client that lost our reply to a killed worker or a dropped
+                # connection) gets the stored result back and nothing is written twice.
+                replay = _submit_replay(assignment=assignment, answer=answer)
+                if replay is not None:
+                    return replay
                 raise Conflict("You have already submitted this image; revise your annotation from 'My annotations'.")
             if assignment.status == AssignmentStatus.SKIPPED:
                 raise Conflict("You skipped this image; it cannot be submitted any more.")
@@ -67,6 +76,55 @@ def annotation_submit(*, assignment_id: int, user, answer: Answer, now: datetime
             return _submit_gold(assignment=assignment, user=user, answer=answer, now=now, time_ms=time_ms)
     except IntegrityError:
         raise Conflict("You have already annotated this image. Nothing was saved.", code="already_annotated")
+
+
+def _same_answer(stored: dict, answer: Answer) -> bool:
+    return (
+        list(stored.get("factors") or []) == answer.factors
+        and bool(stored.get("nothing_differs")) == answer.nothing_differs
+        and (stored.get("justification") or "") == answer.justification
+        and (stored.get("one_word") or "") == answer.one_word
+    )
+
+
+def _submit_replay(*, assignment: Assignment, answer: Answer) -> SubmitResult | None:
+    """The stored result when `answer` repeats what was submitted for this (locked, submitted)
+    assignment; None when it differs (a second answer is a revision, not a retry).
+
+    Compared with the first version (what the original request wrote), so a retry that
+    arrives after the annotator revised still finds its match and changes nothing.
+    """
+    if assignment.kind == AssignmentKind.WORK:
+        if assignment.annotation_id is None:
+            return None
+        first = (
+            AnnotationVersion.objects.filter(annotation_id=assignment.annotation_id)
+            .order_by("version")
+            .values_list("data", flat=True)
+            .first()
+        )
+        if first is None or not _same_answer(first, answer):
+            return None
+        return SubmitResult(
+            assignment=assignment, annotation=Annotation.objects.get(pk=assignment.annotation_id), replayed=True
+        )
+    response = GoldResponse.objects.select_related("gold_item").filter(assignment=assignment).first()
+    if response is None or not _same_answer(
+        {
+            "factors": response.factors,
+            "nothing_differs": response.nothing_differs,
+            "justification": response.justification,
+            "one_word": response.one_word,
+        },
+        answer,
+    ):
+        return None
+    qual = (
+        Qualification.objects.filter(campaign_id=assignment.campaign_id, annotator_id=assignment.annotator_id).first()
+        if assignment.kind == AssignmentKind.QUALIFICATION
+        else None
+    )
+    return SubmitResult(assignment=assignment, gold_response=response, qualification=qual, replayed=True)
 
 
 def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime, time_ms: int) -> SubmitResult:
@@ -107,6 +165,10 @@ def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime,
     assignment.submitted_at = now
     assignment.annotation = annotation
     assignment.save(update_fields=["status", "submitted_at", "annotation"])
+    # The campaign's stored counter, in the same transaction as the item's. Last statement on
+    # purpose: every submit of the campaign updates this one row, and its lock is held from
+    # here to the commit only.
+    Campaign.objects.filter(pk=assignment.campaign_id).update(n_done=F("n_done") + 1)
     return SubmitResult(assignment=assignment, annotation=annotation)
 
 

@@ -1,0 +1,284 @@
+"""A 60,000-image campaign costs what a 3,000-image one does (issue 14).
+
+At 3,000 and 60,000 images, empty and half annotated: the queries next, submit and the form
+make are the same in number, and PostgreSQL's plans read the partial open-items index and the
+per-annotator indexes; no sequential scan of items, leases or annotations. The campaign's
+stored counters equal a recount after concurrent submits, skips, lease expiry and revisions.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from annotator import selectors
+from annotator.models import Assignment, AssignmentKind, AssignmentStatus, Campaign, CampaignItem
+from annotator.services import (
+    annotation_revise,
+    annotation_submit,
+    assignment_next,
+    assignment_skip,
+    campaign_counters_recount,
+    campaign_create,
+)
+from annotator.services.leases import _candidate_sql, live_lease_params
+from catalog.factors import FACTOR_KEYS
+from catalog.models import Annotation, AnnotationVersion, Dataset, Image, ImageClass
+from infra.bulkcopy import bulk_insert
+from infra.roles import Role
+from prototypes.models import RunStatus
+from tests.annotator.conftest import answer
+from tests.conftest import client_for
+
+ANSWER = {"factors": ["pose"], "nothing_differs": False, "justification": "turned", "one_word": "pose"}
+pytestmark = pytest.mark.postgres
+
+
+def _big_campaign(n_images: int, slug: str) -> Campaign:
+    ds = Dataset.objects.create(slug=slug, name=slug)
+    classes = bulk_insert(ImageClass, [ImageClass(dataset=ds, index=i, name=f"c{i}") for i in range(100)])
+    bulk_insert(
+        Image,
+        [
+            Image(
+                dataset=ds,
+                split="val",
+                image_class=classes[i % 100],
+                file_name=f"{slug}_{i:06d}.jpg",
+                relpath=f"{slug}_{i:06d}.jpg",
+                readable=True,
+            )
+            for i in range(n_images)
+        ],
+    )
+    return campaign_create(name=slug, dataset=ds, overlap_fraction=0.1, overlap_copies=3, gold_rate=0.0)
+
+
+def _fill_half(campaign: Campaign, django_user_model) -> None:
+    """The first half of the queue fully annotated by three filler annotators, in SQL (seconds,
+    where the services would take minutes), as the services would have written it."""
+    fillers = [django_user_model.objects.create(username=f"fill{campaign.pk}_{k}") for k in range(3)]
+    cut = campaign.n_items // 2
+    item_t, asg_t = CampaignItem._meta.db_table, Assignment._meta.db_table
+    ann_t, ver_t = Annotation._meta.db_table, AnnotationVersion._meta.db_table
+    flags = ", ".join(FACTOR_KEYS)
+    values = ", ".join("true" if k == "pose" else "false" for k in FACTOR_KEYS)
+    with connection.cursor() as cur:
+        for k, f in enumerate(fillers):
+            where = "ci.campaign_id = %s AND ci.position < %s AND ci.planned > %s"
+            cur.execute(
+                f"INSERT INTO {ann_t} (image_id, source, annotator_id, source_release, nothing_differs, justification,"
+                f" one_word, status, version, time_on_task_ms, reference_top_factor, created_at, updated_at, {flags})"
+                f" SELECT ci.image_id, 'user', %s, '', false, 'turned', 'pose', 'submitted', 1, 1000, '', now(), now(),"
+                f" {values} FROM {item_t} ci WHERE {where}",
+                [f.pk, campaign.pk, cut, k],
+            )
+            cur.execute(
+                f"INSERT INTO {ver_t} (annotation_id, version, data, author_id, reason, created_at)"
+                f" SELECT a.id, 1, %s::jsonb, a.annotator_id, 'create', now() FROM {ann_t} a WHERE a.annotator_id = %s",
+                [json.dumps({**ANSWER, "status": "submitted"}), f.pk],
+            )
+            cur.execute(
+                f"INSERT INTO {asg_t} (campaign_id, annotator_id, kind, item_id, image_id, status, started_at,"
+                " expires_at, submitted_at, skip_reason, prototype_image_ids, annotation_id)"
+                f" SELECT ci.campaign_id, %s, 'work', ci.id, ci.image_id, 'submitted', now(), now(), now(), '', '[]',"
+                f" a.id FROM {item_t} ci JOIN {ann_t} a ON a.image_id = ci.image_id AND a.annotator_id = %s"
+                f" WHERE {where}",
+                [f.pk, f.pk, campaign.pk, cut, k],
+            )
+        cur.execute(
+            f"UPDATE {item_t} SET n_done = planned WHERE campaign_id = %s AND position < %s", [campaign.pk, cut]
+        )
+    campaign_counters_recount(campaign_id=campaign.pk)
+
+
+def _plan_nodes(sql: str, params: list) -> list[dict]:
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cur.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    out, todo = [], [plan[0]["Plan"]]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        todo.extend(node.get("Plans", []))
+    return out
+
+
+def _rows(table: str) -> float:
+    with connection.cursor() as cur:
+        cur.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+        return cur.fetchone()[0]
+
+
+def _assert_indexed(nodes: list[dict], *, uses: set[str]) -> None:
+    """The plan reads one of the indexes named (by prefix), and scans no table sequentially
+    but a near-empty one (the planner rightly reads a table of a few rows whole: that cost
+    does not grow)."""
+    seq = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
+    big = [t for t in seq if t == CampaignItem._meta.db_table or _rows(t) >= 1000]
+    assert not big, f"sequential scan of {big}"
+    used = {n.get("Index Name") for n in nodes if "Index Name" in n}
+    assert not uses or any(u.startswith(p) for u in used for p in uses), f"plan reads {used}, expected {uses}"
+
+
+def _costs(campaign: Campaign, user) -> tuple[dict[str, int], dict[str, list[dict]]]:
+    """Queries per request for next, the form, submit; and the plans of the queue's candidate
+    query and of the progress count, for `user` in `campaign`."""
+    api = APIClient()
+    api.force_authenticate(user)
+    counts = {}
+    with CaptureQueriesContext(connection) as q:
+        r = api.post(f"/api/annotate/campaigns/{campaign.id}/next")
+    assert r.status_code == 200, r.content
+    counts["next"] = len(q)
+    aid = r.json()["id"]
+    with CaptureQueriesContext(connection) as q:
+        assert client_for(user).get(reverse("annotator:assignment", args=[aid])).status_code == 200
+    counts["form"] = len(q)
+    with CaptureQueriesContext(connection) as q:
+        assert api.post(f"/api/annotate/assignments/{aid}/submit", ANSWER, format="json").status_code == 201
+    counts["submit"] = len(q)
+    now = timezone.now()
+    params = [
+        campaign.pk,
+        campaign.pk,
+        user.pk,
+        user.pk,
+        AssignmentKind.WORK.value,
+        *live_lease_params(now, connection),
+        RunStatus.DONE.value,  # in _claim_work's order (its docstring lists the parameters)
+    ]
+    plans = {
+        "candidate": _plan_nodes(_candidate_sql(n_tried=0, skip_locked=True), params),
+        "progress": _plan_nodes(
+            f"SELECT COUNT(*) FROM {Assignment._meta.db_table} WHERE annotator_id = %s AND campaign_id = %s"
+            " AND status = %s AND kind = %s",
+            [user.pk, campaign.pk, AssignmentStatus.SUBMITTED.value, AssignmentKind.WORK.value],
+        ),
+    }
+    return counts, plans
+
+
+@pytest.mark.slow
+def test_queries_and_plans_are_the_same_at_3000_and_60000_images_empty_and_half_done(db, django_user_model):
+    if not settings.IS_POSTGRES:
+        pytest.skip("plans are PostgreSQL's")
+    group = Group.objects.get_or_create(name=Role.ANNOTATOR)[0]
+    seen = {}
+    for n in (3000, 60000):
+        campaign = _big_campaign(n, f"s{n}")
+        for fill in ("empty", "half"):
+            if fill == "half":
+                _fill_half(campaign, django_user_model)
+            with connection.cursor() as cur:  # a database in service has statistics
+                cur.execute("ANALYZE")
+            user = django_user_model.objects.create(username=f"u{n}{fill}")
+            user.groups.add(group)
+            counts, plans = _costs(Campaign.objects.get(pk=campaign.pk), user)
+            _assert_indexed(plans["candidate"], uses={"item_open_idx"})
+            # The leases table is near-empty before the fill (read whole, rightly); half done, it
+            # holds 33,000 rows at 60,000 images and the count must go through the index.
+            # (the user's own leases: assignment_user_idx or the annotator foreign key's index).
+            _assert_indexed(
+                plans["progress"],
+                uses={"assignment_user_idx", "annotator_assignment_annotator_id"} if fill == "half" else set(),
+            )
+            # Progress comes from the campaign's stored counters: no query sums the items.
+            seen[(n, fill)] = counts
+    assert seen[(3000, "empty")] == seen[(60000, "empty")] == seen[(3000, "half")] == seen[(60000, "half")], seen
+    campaign = Campaign.objects.get(name="s60000")
+    assert campaign.n_done == sum(CampaignItem.objects.filter(campaign=campaign).values_list("n_done", flat=True))
+
+
+def _recount(campaign: Campaign) -> dict[str, int]:
+    items = CampaignItem.objects.filter(campaign=campaign)
+    return {
+        "n_items": items.count(),
+        "n_overlap_items": items.filter(planned__gt=1).count(),
+        "n_planned": sum(items.values_list("planned", flat=True)),
+        "n_done": sum(items.values_list("n_done", flat=True)),
+    }
+
+
+def _stored(campaign: Campaign) -> dict[str, int]:
+    c = Campaign.objects.get(pk=campaign.pk)
+    return {k: getattr(c, k) for k in ("n_items", "n_overlap_items", "n_planned", "n_done")}
+
+
+@pytest.mark.embedded
+def test_counters_equal_recounts_after_submits_skips_expiry_and_revisions(campaign, annotator, other_annotator):
+    assert _stored(campaign) == _recount(campaign)
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    ann = annotation_submit(assignment_id=a.pk, user=annotator, answer=answer()).annotation
+    b = assignment_next(campaign_id=campaign.id, user=annotator)
+    assignment_skip(assignment_id=b.pk, user=annotator, reason="blurry")
+    annotation_revise(annotation_id=ann.pk, user=annotator, answer=answer(factors=["color"]))
+    annotation_submit(assignment_id=a.pk, user=annotator, answer=answer())  # a retried request
+    # A lease that expired: the slot goes to someone else, the late answer is refused...
+    c = assignment_next(campaign_id=campaign.id, user=annotator)
+    later = timezone.now() + timedelta(minutes=campaign.lease_minutes + 1)
+    d = assignment_next(campaign_id=campaign.id, user=other_annotator, now=later)
+    # ... or honoured when the image still needs it; either way the counters agree.
+    for asg, user in ((c, annotator), (d, other_annotator)):
+        try:
+            annotation_submit(assignment_id=asg.pk, user=user, answer=answer(), now=later)
+        except Exception:
+            pass
+    assert _stored(campaign) == _recount(campaign)
+    assert _stored(campaign)["n_done"] == Annotation.objects.filter(source="user").count()
+
+
+@pytest.mark.slow
+def test_counters_equal_recounts_after_concurrent_submits_and_skips(transactional_db, tmp_path, django_user_model):
+    if not settings.IS_POSTGRES:
+        pytest.skip("concurrent row locks need PostgreSQL")
+    from tests.annotator.conftest import make_dataset
+
+    ds = make_dataset(tmp_path, n_images=60, n_gold=0, n_classes=3, files=False)
+    ds.images.update(relpath="x.jpg", readable=True)
+    campaign = campaign_create(name="conc", dataset=ds, overlap_fraction=0.3, overlap_copies=3, gold_rate=0.0)
+    group = Group.objects.get_or_create(name=Role.ANNOTATOR)[0]
+    users = []
+    for i in range(12):
+        u = django_user_model.objects.create(username=f"c{i}")
+        u.groups.add(group)
+        users.append(u)
+    errors: list[str] = []
+
+    def work(user, k: int) -> None:
+        try:
+            for j in range(12):
+                a = assignment_next(campaign_id=campaign.id, user=user)
+                if a is None:
+                    return
+                if (j + k) % 5 == 0:
+                    assignment_skip(assignment_id=a.pk, user=user, reason="skip")
+                else:
+                    annotation_submit(assignment_id=a.pk, user=user, answer=answer())
+        except Exception as exc:  # collected: the assertion below names it
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(u, i)) for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [e for e in errors if "Conflict" not in e], errors
+    assert _stored(campaign) == _recount(campaign)
+    assert selectors.campaign_progress(campaign=Campaign.objects.get(pk=campaign.pk))["done"] == (
+        Annotation.objects.filter(source="user").count()
+    )
