@@ -27,12 +27,9 @@ class DecisionIn(serializers.Serializer):
     comment = StrictCharField(required=False, allow_blank=True, max_length=services.MAX_COMMENT, default="")
 
 
-class RejectIn(DecisionIn):
-    # The annotator reads why: a rejection without a comment is refused.
-    comment = StrictCharField(required_text=True, max_length=services.MAX_COMMENT)
+class AnswerIn(serializers.Serializer):
+    """A reviewer's answer (correction or adjudication): the form's fields and limits."""
 
-
-class CorrectionIn(DecisionIn):
     factors = serializers.ListField(
         child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
     )
@@ -46,27 +43,22 @@ class CorrectionIn(DecisionIn):
         pattern=ONE_WORD_OPTIONAL_PATTERN,
         pattern_message=ONE_WORD_PATTERN_MESSAGE,
     )
+
+
+class RejectIn(DecisionIn):
+    # The annotator reads why: a rejection without a comment is refused.
+    comment = StrictCharField(required_text=True, max_length=services.MAX_COMMENT)
+
+
+class CorrectionIn(DecisionIn, AnswerIn):
     # Absent: keep the annotator's main factor; "" clears it (allowed only where none is needed).
     main_factor = serializers.ChoiceField(
         choices=list(FACTOR_KEYS), required=False, allow_blank=True, allow_null=True, default=None
     )
 
 
-class AdjudicationIn(serializers.Serializer):
+class AdjudicationIn(AnswerIn):
     expected_state = StrictCharField(required_text=True, max_length=2000)
-    factors = serializers.ListField(
-        child=serializers.ChoiceField(choices=list(FACTOR_KEYS)), max_length=len(FACTOR_KEYS), allow_empty=True
-    )
-    nothing_differs = serializers.BooleanField(default=False)
-    justification = StrictCharField(required_text=True, max_length=JUSTIFICATION_MAX)
-    one_word = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=ONE_WORD_MAX,
-        default="",
-        pattern=ONE_WORD_OPTIONAL_PATTERN,
-        pattern_message=ONE_WORD_PATTERN_MESSAGE,
-    )
 
 
 CorrectionSchema = answer_schema_extension("review.api.CorrectionIn")
