@@ -426,7 +426,9 @@ def vary(body: dict, image_id: int, who: str) -> dict:
     else:
         factors.append(rng.choice([k for k in FACTOR_KEYS if k not in factors] or FACTOR_KEYS))
     factors = [k for k in FACTOR_KEYS if k in set(factors)]
-    return {**body, "factors": factors, "nothing_differs": not factors}
+    main = body.get("main_factor", "")
+    main = main if main in factors else (factors[0] if factors else "")
+    return {**body, "factors": factors, "nothing_differs": not factors, "main_factor": main}
 
 
 def _answer_body(record) -> dict:
@@ -435,11 +437,14 @@ def _answer_body(record) -> dict:
     factors = [k for k, on in zip(FACTOR_KEYS, record.flags, strict=True) if on]
     justification = (record.justification or "").strip()[:2000] or "as published"
     one_word = " ".join((record.one_word or "").split()[:3])[:40] or (factors[0] if factors else "none")
+    # Campaigns ask for the main factor: the published top factor where it is one of the ticks.
+    top = getattr(record, "top_factor", "") or ""
     return {
         "factors": factors,
         "nothing_differs": not factors,
         "justification": justification,
         "one_word": one_word,
+        "main_factor": top if top in factors else (factors[0] if factors else ""),
     }
 
 
@@ -652,6 +657,7 @@ def _rehearse(args, holder: dict) -> dict:
                         nothing_differs=body["nothing_differs"],
                         justification=body["justification"],
                         one_word=body["one_word"],
+                        main_factor=body.get("main_factor", ""),
                         time_on_task_ms=20000,
                         **factor_flags(body["factors"]),
                     )

@@ -121,17 +121,18 @@ def test_campaigns_that_existed_before_the_setting_keep_their_form():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("annotator", "0002_assignment_prototype_run_fk")], [("annotator", "0003_main_factor")]
+    before = [("annotator", "0002_assignment_prototype_run_fk")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
-    apps = executor.loader.project_state(before).apps
-    Dataset = apps.get_model("catalog", "Dataset")
-    OldCampaign = apps.get_model("annotator", "Campaign")
-    old = OldCampaign.objects.create(name="old", dataset=Dataset.objects.create(slug="old", name="old"))
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(after)
+    try:
+        apps = executor.loader.project_state(before).apps
+        Dataset = apps.get_model("catalog", "Dataset")
+        OldCampaign = apps.get_model("annotator", "Campaign")
+        old = OldCampaign.objects.create(name="old", dataset=Dataset.objects.create(slug="old", name="old"))
+    finally:
+        # Forward to the latest state (0003_main_factor and what follows it), even after a failure:
+        # a database left half-migrated breaks every later test that shares it.
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
     assert Campaign.objects.get(pk=old.pk).ask_main_factor is False
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -78,8 +78,10 @@ def _fill_half(campaign: Campaign, django_user_model) -> None:
             where = "ci.campaign_id = %s AND ci.position < %s AND ci.planned > %s"
             cur.execute(
                 f"INSERT INTO {ann_t} (image_id, source, annotator_id, source_release, nothing_differs, justification,"
-                f" one_word, status, version, time_on_task_ms, reference_top_factor, created_at, updated_at, {flags})"
-                f" SELECT ci.image_id, 'user', %s, '', false, 'turned', 'pose', 'submitted', 1, 1000, '', now(), now(),"
+                f" one_word, main_factor, status, version, time_on_task_ms, reference_top_factor, created_at,"
+                f" updated_at, {flags})"
+                f" SELECT ci.image_id, 'user', %s, '', false, 'turned', 'pose', 'pose', 'submitted', 1, 1000, '', now(),"
+                " now(),"
                 f" {values} FROM {item_t} ci WHERE {where}",
                 [f.pk, campaign.pk, cut, k],
             )
