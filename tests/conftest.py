@@ -51,6 +51,11 @@ def maintainer(django_user_model):
 
 
 @pytest.fixture
+def researcher(django_user_model):
+    return _make_user(django_user_model, "res", Role.RESEARCHER)
+
+
+@pytest.fixture
 def outsider(django_user_model):
     """Signed in, but holds no role."""
     return _make_user(django_user_model, "nobody")

@@ -8,7 +8,6 @@ import re
 from html import unescape
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -20,19 +19,11 @@ from curation.explorer import ExtraFilter, register_filter
 from curation.explorer import filters as explorer_filters
 from curation.explorer.filters import parse_query
 from curation.explorer.selectors import explorer_count, explorer_page
-from infra.roles import Role
 from tests.conftest import client_for
 
 from .conftest import make_dataset
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
-
-
-@pytest.fixture
-def researcher(django_user_model):
-    user = django_user_model.objects.create_user(username="res", password="pw-res")
-    user.groups.add(Group.objects.get_or_create(name=Role.RESEARCHER)[0])
-    return user
 
 
 @pytest.fixture

@@ -19,11 +19,6 @@ def _fresh_label_cache():
 
 
 @pytest.fixture
-def researcher(django_user_model):
-    return _make_user(django_user_model, "res", Role.RESEARCHER)
-
-
-@pytest.fixture
 def other_researcher(django_user_model):
     return _make_user(django_user_model, "res2", Role.RESEARCHER)
 
