@@ -133,27 +133,29 @@ class AnnotationSerializer(serializers.ModelSerializer):
         ]
 
 
-def _image_ref(image) -> dict:
+def _image_ref(image_id: int) -> dict:
     return {
-        "id": image.pk,
-        "thumb_url": reverse("annotator:image", args=[image.pk, "thumb"]),
-        "full_url": reverse("annotator:image", args=[image.pk, "full"]),
+        "id": image_id,
+        "thumb_url": reverse("annotator:image", args=[image_id, "thumb"]),
+        "full_url": reverse("annotator:image", args=[image_id, "full"]),
     }
 
 
 def assignment_payload(assignment, user) -> dict:
     image = assignment.image
     # A lease written in this request kept the prototypes it recorded on the instance (_lease);
-    # a held lease (page reload) shows what it recorded when it was claimed.
-    fresh = getattr(assignment, "_prototypes", None)
-    protos = fresh[1] if fresh is not None else selectors.assignment_prototypes(assignment=assignment)
+    # a held lease (page reload) shows what it recorded when it was claimed (images since
+    # deleted left out).
+    proto_ids = getattr(assignment, "_prototype_ids", None)
+    if proto_ids is None:
+        proto_ids = [p.pk for p in selectors.assignment_prototypes(assignment=assignment)]
     progress = selectors.annotator_progress(campaign=assignment.campaign, user=user)
     return {
         "id": assignment.pk,
         "campaign": assignment.campaign_id,
         "class_name": image.image_class.name,
-        "image": _image_ref(image),
-        "prototypes": [_image_ref(p) for p in protos],
+        "image": _image_ref(image.pk),
+        "prototypes": [_image_ref(i) for i in proto_ids],
         "prototype_run_id": assignment.prototype_run_id,
         "started_at": assignment.started_at,
         "expires_at": assignment.expires_at,

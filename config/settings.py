@@ -104,6 +104,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if IS_POSTGRES:
+    # The hot paths' statements (infra.sql) are prepared once per connection; psycopg refuses
+    # to prepare anything while prepare_threshold is None (Django's default). The ORM's own
+    # queries use client-side binding cursors, which psycopg never prepares, so this changes
+    # nothing for them. Prepared statements use a generic plan (planned once, not on every
+    # execution): infra.sql's statements are written for it and their plans are tested.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
+    DATABASES["default"]["OPTIONS"].setdefault("options", "-c plan_cache_mode=force_generic_plan")
 
 # --- Auth -----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

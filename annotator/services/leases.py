@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from annotator.models import (
@@ -25,16 +25,19 @@ from annotator.models import (
     CampaignStatus,
     GoldItem,
     GoldKind,
+    Qualification,
+    QualificationStatus,
     live_lease_params,
     live_lease_q,
     live_lease_sql,
 )
 from annotator.services.qualification import qualification_needed
-from catalog.models import Annotation, Image
+from catalog.models import Annotation, Image, ImageClass
+from infra import sql
 from infra.errors import Conflict, DomainError, Forbidden, NotFound
 from infra.roles import Role, has_role
 from prototypes.models import Prototype, PrototypeRun, RunStatus
-from prototypes.selectors import prototypes_for_class
+from prototypes.selectors import prototype_ids_for_class
 
 SKIP_REASON_MAX = 300
 # How many locked-then-found-full candidates `assignment_next` tries before giving up for now.
@@ -59,27 +62,36 @@ def _lease(
     now: datetime,
     kind: str,
     item: CampaignItem | None = None,
+    item_id: int | None = None,
     gold_item: GoldItem | None = None,
 ) -> Assignment:
     """Write the lease, with the prototypes the form will show next to the image (provenance).
 
     This is the one place that records them: the form and the API render what the lease
-    recorded (selectors.assignment_prototypes), so a GET never writes.
+    recorded (selectors.assignment_prototypes), so a GET never writes. `image` needs its
+    image_class loaded (id, name, dataset_id).
     """
-    run, protos = prototypes_for_class(image.image_class, k=settings.PROTOTYPES_PER_CLASS, exclude_image_id=image.pk)
-    assignment = Assignment.objects.create(
+    run_id, proto_ids = prototype_ids_for_class(
+        dataset_id=image.image_class.dataset_id,
+        image_class_id=image.image_class_id,
+        k=settings.PROTOTYPES_PER_CLASS,
+        exclude_image_id=image.pk,
+    )
+    assignment = Assignment(
         campaign=campaign,
         annotator=user,
         kind=kind,
-        item=item,
+        item_id=item.pk if item is not None else item_id,
         gold_item=gold_item,
         image=image,
         started_at=now,
         expires_at=now + timedelta(minutes=campaign.lease_minutes),
-        prototype_run=run,
-        prototype_image_ids=[p.pk for p in protos],
+        prototype_run_id=run_id,
+        prototype_image_ids=proto_ids,
     )
-    assignment._prototypes = (run, protos)
+    sql.insert(assignment)
+    # What this request recorded, for the response (no second read of the images).
+    assignment._prototype_ids = proto_ids
     return assignment
 
 
@@ -133,45 +145,37 @@ def _claim_work(*, campaign: Campaign, user, now: datetime) -> Assignment | None
     are locked with FOR UPDATE SKIP LOCKED, so concurrent annotators skip each other's items
     instead of waiting. The candidate filter ran on the statement's snapshot, which may predate
     a lease committed just before we got the lock, so the slot count is checked again under the
-    lock (check, then do) before the lease is written.
+    lock (check, then do) before the lease is written. Every statement is prepared (infra.sql).
     """
     connection = transaction.get_connection()
     skip_locked = connection.features.has_select_for_update_skip_locked
-    base_params = [
-        campaign.pk,
-        campaign.pk,
-        user.pk,
-        user.pk,
-        AssignmentKind.WORK.value,
-        *live_lease_params(now, connection),
-        RunStatus.DONE.value,
-    ]
-    leased_count = (
-        live_work_leases(now)
-        .filter(item_id=OuterRef("pk"))
-        .order_by()
-        .values("item_id")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
+    live = live_lease_params(now, connection)
+    base_params = [campaign.pk, campaign.pk, user.pk, user.pk, AssignmentKind.WORK.value, *live, RunStatus.DONE.value]
     tried: list[int] = []
     for _ in range(_CLAIM_ATTEMPTS):
-        with connection.cursor() as cursor:
-            cursor.execute(_candidate_sql(n_tried=len(tried), skip_locked=skip_locked), base_params + tried)
-            row = cursor.fetchone()
+        row = sql.one(_candidate_sql(n_tried=len(tried), skip_locked=skip_locked), base_params + tried)
         if row is None:
             return None
         # We hold the item's lock: re-read its counts in a new statement (fresh snapshot), with
         # the image and class that the lease and the form need.
-        item = (
-            CampaignItem.objects.select_related("image__image_class")
-            .annotate(_leased=Coalesce(Subquery(leased_count, output_field=IntegerField()), Value(0)))
-            .get(pk=row[0])
+        n_done, planned, leased, image_id, class_id, class_name, dataset_id = sql.one(
+            _RECHECK_SQL, [AssignmentKind.WORK.value, *live, row[0]]
         )
-        if item.n_done + item._leased < item.planned:
-            return _lease(campaign=campaign, user=user, image=item.image, now=now, kind=AssignmentKind.WORK, item=item)
-        tried.append(item.pk)
+        if n_done + leased < planned:
+            image = sql.loaded(Image, id=image_id, image_class_id=class_id)
+            image.image_class = sql.loaded(ImageClass, id=class_id, name=class_name, dataset_id=dataset_id)
+            return _lease(campaign=campaign, user=user, image=image, now=now, kind=AssignmentKind.WORK, item_id=row[0])
+        tried.append(row[0])
     return None
+
+
+_RECHECK_SQL = (
+    "SELECT ci.n_done, ci.planned,"
+    f" (SELECT COUNT(*) FROM {Assignment._meta.db_table} l WHERE l.item_id = ci.id AND l.kind = %s"
+    f" AND {live_lease_sql('l')}), i.id, c.id, c.name, c.dataset_id"
+    f" FROM {CampaignItem._meta.db_table} ci JOIN {Image._meta.db_table} i ON i.id = ci.image_id"
+    f" JOIN {ImageClass._meta.db_table} c ON c.id = i.image_class_id WHERE ci.id = %s"
+)
 
 
 def assignment_next(
@@ -186,11 +190,9 @@ def assignment_next(
     require_annotator(user)
     now = now or timezone.now()
     rng = rng or random.Random()
-    # One query for the campaign, whether it has a qualification set and the lease the user
-    # already holds (reloading the page must not burn an image). Raw SQL for the same reason
-    # as _candidate_sql: the equivalent annotated queryset cost ~1 ms of CPU to build per call.
     if not 0 < campaign_id < 2**63:  # no such id (PostgreSQL would refuse the number itself)
         raise NotFound("No such campaign.")
+    connection = transaction.get_connection()
     try:
         with transaction.atomic():
             # Serialise this user's claims (check, then do): without the lock, parallel
@@ -198,7 +200,8 @@ def assignment_next(
             # requests, ten leases). The user row is the lock: the second request waits here
             # until the first commits, then finds the first one's lease below and returns it.
             # SQLite takes its write lock at BEGIN IMMEDIATE, which serialises the same way.
-            list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            if connection.features.has_select_for_update:
+                sql.one(_lock_user_sql(), [user.pk])
             return _next_locked(campaign_id=campaign_id, user=user, now=now, rng=rng)
     except IntegrityError:
         # Only a concurrent request of the same user can collide on (campaign, image, user);
@@ -206,34 +209,54 @@ def assignment_next(
         raise Conflict("Another request of yours claimed work at the same moment; ask again.")
 
 
+@lru_cache(maxsize=1)
+def _lock_user_sql() -> str:
+    meta = get_user_model()._meta
+    return f"SELECT {meta.pk.column} FROM {meta.db_table} WHERE {meta.pk.column} = %s FOR UPDATE"
+
+
+_CAMPAIGN_FIELDS = [f.attname for f in Campaign._meta.concrete_fields]
+_NEXT_SQL = (
+    f"SELECT {', '.join('c.' + f.column for f in Campaign._meta.concrete_fields)},"
+    f" EXISTS (SELECT 1 FROM {GoldItem._meta.db_table} g WHERE g.campaign_id = c.id AND g.kind = %s),"
+    f" (SELECT q.status FROM {Qualification._meta.db_table} q WHERE q.campaign_id = c.id AND q.annotator_id = %s),"
+    f" (SELECT a.id FROM {Assignment._meta.db_table} a WHERE a.campaign_id = c.id AND a.annotator_id = %s"
+    f" AND {live_lease_sql('a')} ORDER BY a.id LIMIT 1),"
+    # The user's own submitted work (the form's counter; selectors.annotator_progress).
+    f" (SELECT COUNT(*) FROM {Assignment._meta.db_table} d WHERE d.annotator_id = %s AND d.campaign_id = c.id"
+    f" AND d.status = '{AssignmentStatus.SUBMITTED.value}' AND d.kind = '{AssignmentKind.WORK.value}')"
+    f" FROM {Campaign._meta.db_table} c WHERE c.id = %s"
+)
+
+
 def _next_locked(*, campaign_id: int, user, now: datetime, rng: random.Random) -> Assignment | None:
-    """assignment_next's work; the caller holds the user's row lock (inside its transaction)."""
+    """assignment_next's work; the caller holds the user's row lock (inside its transaction).
+
+    One prepared statement reads the campaign, whether it has a qualification set, the user's
+    qualification status, the lease the user already holds and the user's progress.
+    """
     connection = transaction.get_connection()
-    rows = list(
-        Campaign.objects.raw(
-            f"SELECT c.*, EXISTS (SELECT 1 FROM {GoldItem._meta.db_table} g"
-            " WHERE g.campaign_id = c.id AND g.kind = %s) AS _has_qualification,"
-            f" (SELECT a.id FROM {Assignment._meta.db_table} a WHERE a.campaign_id = c.id AND a.annotator_id = %s"
-            f" AND {live_lease_sql('a')} ORDER BY a.id LIMIT 1) AS _held_id"
-            f" FROM {Campaign._meta.db_table} c WHERE c.id = %s",
-            [
-                GoldKind.QUALIFICATION.value,
-                user.pk,
-                *live_lease_params(now, connection),
-                campaign_id,
-            ],
-        )
+    row = sql.one(
+        _NEXT_SQL,
+        [GoldKind.QUALIFICATION.value, user.pk, user.pk, *live_lease_params(now, connection), user.pk, campaign_id],
     )
-    campaign = rows[0] if rows else None
-    if campaign is None:
+    if row is None:
         raise NotFound("No such campaign.")
+    n = len(_CAMPAIGN_FIELDS)
+    campaign = Campaign.from_db(connection.alias, _CAMPAIGN_FIELDS, row[:n])
+    has_qualification, qualification_status, held_id, done = row[n:]
+    campaign._annotator_done, campaign._annotator_done_user = done, user.pk
     if campaign.status != CampaignStatus.ACTIVE:
         raise Conflict(f"Campaign {campaign.name!r} is {campaign.status}: it hands out no work now.")
-    if campaign._held_id is not None:
-        held = Assignment.objects.select_related("image__image_class", "gold_item").get(pk=campaign._held_id)
+    if held_id is not None:
+        held = Assignment.objects.select_related("image__image_class", "gold_item").get(pk=held_id)
         held.campaign = campaign
         return held
-    if campaign._has_qualification and qualification_needed(campaign=campaign, user=user) is not None:
+    if (
+        has_qualification
+        and qualification_status != QualificationStatus.PASSED
+        and qualification_needed(campaign=campaign, user=user) is not None
+    ):
         return _next_gold(campaign=campaign, user=user, kind=GoldKind.QUALIFICATION, now=now)
     if campaign.gold_rate > 0 and rng.random() < campaign.gold_rate:
         gold = _next_gold(campaign=campaign, user=user, kind=GoldKind.GOLD, now=now)
@@ -245,16 +268,34 @@ def _next_locked(*, campaign_id: int, user, now: datetime, rng: random.Random) -
 def lock_own_assignment(*, assignment_id: int, user) -> Assignment:
     """Lock the user's assignment row. Callers that also need the campaign item lock it next:
     the order is always assignment, then item; the queue locks only items and never waits
-    (SKIP LOCKED), so no cycle can form."""
-    assignment = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("campaign")
-        .filter(pk=assignment_id, annotator=user)
-        .first()
-    )
-    if assignment is None:
+    (SKIP LOCKED), so no cycle can form.
+
+    One prepared statement; the campaign comes with the columns submit needs (its other
+    columns load on first access).
+    """
+    if not 0 < assignment_id < 2**63:
         raise NotFound("No such assignment.")
+    connection = transaction.get_connection()
+    row = sql.one(_lock_assignment_sql(connection.features.has_select_for_update_of), [assignment_id, user.pk])
+    if row is None:
+        raise NotFound("No such assignment.")
+    n = len(_ASSIGNMENT_FIELDS)
+    assignment = Assignment.from_db(connection.alias, _ASSIGNMENT_FIELDS, row[:n])
+    assignment.campaign = sql.loaded(Campaign, id=assignment.campaign_id, ask_main_factor=row[n])
     return assignment
+
+
+_ASSIGNMENT_FIELDS = [f.attname for f in Assignment._meta.concrete_fields]
+
+
+@lru_cache(maxsize=2)
+def _lock_assignment_sql(lock_of: bool) -> str:
+    cols = ", ".join("a." + f.column for f in Assignment._meta.concrete_fields)
+    return (
+        f"SELECT {cols}, c.ask_main_factor FROM {Assignment._meta.db_table} a"
+        f" JOIN {Campaign._meta.db_table} c ON c.id = a.campaign_id WHERE a.id = %s AND a.annotator_id = %s"
+        + (" FOR UPDATE OF a" if lock_of else "")
+    )
 
 
 def assignment_skip(*, assignment_id: int, user, reason: str, now: datetime | None = None) -> Assignment:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from annotator.models import (
@@ -31,6 +30,7 @@ from catalog.answers import (
 )
 from catalog.models import Annotation, AnnotationSource, AnnotationStatus, AnnotationVersion
 from catalog.services import annotation_version_append
+from infra import sql
 from infra.errors import Conflict, DomainError, NotFound
 
 
@@ -141,9 +141,8 @@ def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime,
     # The live lease holds a slot, so the item cannot be full; the guarded UPDATE takes the
     # item's row lock and counts the answer in one statement (instead of SELECT ... FOR UPDATE
     # then UPDATE), and still never exceeds the plan: no row updated means full, and raising
-    # rolls the whole submission back.
-    counted = CampaignItem.objects.filter(pk=assignment.item_id, n_done__lt=F("planned")).update(n_done=F("n_done") + 1)
-    if not counted:
+    # rolls the whole submission back. Prepared statements (infra.sql): the hot path.
+    if not sql.execute(_COUNT_ITEM_SQL, [assignment.item_id]):
         raise Conflict("This image has all its planned annotations already. Nothing was saved.", code="item_full")
     # The unique (image, annotator) constraint backs the queue's "never twice"; a violation
     # aborts the whole transaction and annotation_submit answers a Conflict.
@@ -164,12 +163,19 @@ def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime,
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.submitted_at = now
     assignment.annotation = annotation
-    assignment.save(update_fields=["status", "submitted_at", "annotation"])
+    sql.execute(_SUBMITTED_SQL, [assignment.status, now, annotation.pk, assignment.pk])
     # The campaign's stored counter, in the same transaction as the item's. Last statement on
     # purpose: every submit of the campaign updates this one row, and its lock is held from
     # here to the commit only.
-    Campaign.objects.filter(pk=assignment.campaign_id).update(n_done=F("n_done") + 1)
+    sql.execute(_COUNT_CAMPAIGN_SQL, [assignment.campaign_id])
     return SubmitResult(assignment=assignment, annotation=annotation)
+
+
+_COUNT_ITEM_SQL = f"UPDATE {CampaignItem._meta.db_table} SET n_done = n_done + 1 WHERE id = %s AND n_done < planned"
+_SUBMITTED_SQL = (
+    f"UPDATE {Assignment._meta.db_table} SET status = %s, submitted_at = %s, annotation_id = %s WHERE id = %s"
+)
+_COUNT_CAMPAIGN_SQL = f"UPDATE {Campaign._meta.db_table} SET n_done = n_done + 1 WHERE id = %s"
 
 
 def _main_factor(answer: Answer, *, required: bool) -> str:

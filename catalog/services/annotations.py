@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from catalog.models import Annotation, AnnotationVersion
+from infra import sql
 from infra.bulkcopy import bulk_insert
 
 
@@ -23,11 +24,14 @@ def annotation_version_append(*, annotation: Annotation, author, reason: str) ->
     """
     if annotation._state.adding:
         annotation.version = 1
+        sql.insert(annotation)  # a prepared INSERT: every submission writes one
     else:
         annotation.version += 1
-    annotation.save()
-    return AnnotationVersion.objects.create(
-        annotation=annotation, version=annotation.version, data=annotation.snapshot(), author=author, reason=reason
+        annotation.save()
+    return sql.insert(
+        AnnotationVersion(
+            annotation=annotation, version=annotation.version, data=annotation.snapshot(), author=author, reason=reason
+        )
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from catalog.answers import Answer, answer_clean
 from catalog.models import Annotation
+from infra import sql
 from infra.errors import DomainError, Forbidden
 from infra.roles import Role, has_role
 from review.models import AuditEvent
@@ -51,12 +52,15 @@ def clean_comment(value: str, *, required: bool = False) -> str:
 def audit_record(
     *, image_id: int, annotation: Annotation | None, actor, action: str, before=None, after=None, comment: str = ""
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
-        image_id=image_id,
-        annotation=annotation,
-        actor=actor,
-        action=action,
-        before=before,
-        after=after,
-        comment=comment,
+    # A prepared INSERT (infra.sql): every submission writes one of these.
+    return sql.insert(
+        AuditEvent(
+            image_id=image_id,
+            annotation=annotation,
+            actor=actor,
+            action=action,
+            before=before,
+            after=after,
+            comment=comment,
+        )
     )

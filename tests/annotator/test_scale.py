@@ -22,7 +22,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotator import selectors
-from annotator.models import Assignment, AssignmentKind, AssignmentStatus, Campaign, CampaignItem
+from annotator.models import Assignment, AssignmentKind, Campaign, CampaignItem, GoldKind
+from annotator.selectors import ANNOTATOR_DONE_SQL
 from annotator.services import (
     annotation_revise,
     annotation_submit,
@@ -31,7 +32,13 @@ from annotator.services import (
     campaign_counters_recount,
     campaign_create,
 )
-from annotator.services.leases import _candidate_sql, live_lease_params
+from annotator.services.leases import (
+    _NEXT_SQL,
+    _RECHECK_SQL,
+    _candidate_sql,
+    _lock_assignment_sql,
+    live_lease_params,
+)
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationVersion, Dataset, Image, ImageClass
 from infra.bulkcopy import bulk_insert
@@ -105,9 +112,22 @@ def _fill_half(campaign: Campaign, django_user_model) -> None:
 
 
 def _plan_nodes(sql: str, params: list) -> list[dict]:
+    """The plan PostgreSQL runs the statement with: infra.sql prepares the hot statements and the
+    connection forces generic plans (config/settings.py), so that is the plan of a prepared
+    statement, made without the parameters' values, and used for every execution."""
+    n = sql.count("%s")
+    numbered = sql
+    for i in range(1, n + 1):
+        numbered = numbered.replace("%s", f"${i}", 1)
     with connection.cursor() as cur:
-        cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-        plan = cur.fetchone()[0]
+        cur.execute("SHOW plan_cache_mode")
+        assert cur.fetchone()[0] == "force_generic_plan"
+        cur.execute("PREPARE fov_plan AS " + numbered)
+        try:
+            cur.execute(f"EXPLAIN (FORMAT JSON) EXECUTE fov_plan({', '.join(['%s'] * n)})", params)
+            plan = cur.fetchone()[0]
+        finally:
+            cur.execute("DEALLOCATE fov_plan")
     if isinstance(plan, str):
         plan = json.loads(plan)
     out, todo = [], [plan[0]["Plan"]]
@@ -162,13 +182,15 @@ def _costs(campaign: Campaign, user) -> tuple[dict[str, int], dict[str, list[dic
         *live_lease_params(now, connection),
         RunStatus.DONE.value,  # in _claim_work's order (its docstring lists the parameters)
     ]
+    live = live_lease_params(now, connection)
+    item_id = CampaignItem.objects.filter(campaign=campaign).values_list("pk", flat=True).first()
     plans = {
         "candidate": _plan_nodes(_candidate_sql(n_tried=0, skip_locked=True), params),
-        "progress": _plan_nodes(
-            f"SELECT COUNT(*) FROM {Assignment._meta.db_table} WHERE annotator_id = %s AND campaign_id = %s"
-            " AND status = %s AND kind = %s",
-            [user.pk, campaign.pk, AssignmentStatus.SUBMITTED.value, AssignmentKind.WORK.value],
-        ),
+        "progress": _plan_nodes(ANNOTATOR_DONE_SQL, [user.pk, campaign.pk]),
+        # next's first statement (campaign, qualification, held lease, the user's progress)
+        "next": _plan_nodes(_NEXT_SQL, [GoldKind.QUALIFICATION.value, user.pk, user.pk, *live, user.pk, campaign.pk]),
+        "recheck": _plan_nodes(_RECHECK_SQL, [AssignmentKind.WORK.value, *live, item_id]),
+        "lock_assignment": _plan_nodes(_lock_assignment_sql(True), [aid, user.pk]),
     }
     return counts, plans
 
@@ -197,6 +219,10 @@ def test_queries_and_plans_are_the_same_at_3000_and_60000_images_empty_and_half_
                 plans["progress"],
                 uses={"assignment_user_idx", "annotator_assignment_annotator_id"} if fill == "half" else set(),
             )
+            for name in ("next", "recheck", "lock_assignment"):
+                # Their subqueries read the user's or the item's leases through an index, also
+                # once the leases table is large (half done).
+                _assert_indexed(plans[name], uses={"assignment_", "annotator_assignment_"} if fill == "half" else set())
             # Progress comes from the campaign's stored counters: no query sums the items.
             seen[(n, fill)] = counts
     assert seen[(3000, "empty")] == seen[(60000, "empty")] == seen[(3000, "half")] == seen[(60000, "half")], seen

@@ -1,0 +1,126 @@
+"""Prepared SQL for the hot paths (the annotation queue's next and submit, token auth).
+
+Why: a profile of next + submit (bench/annotation_load.py --profile, issue 14) showed about
+half of the server's Python time in Django's ORM building and compiling queries and
+instantiating models, and PostgreSQL spending most of its time per statement parsing and
+planning the same few statements again. Here the statements are written once and, on
+PostgreSQL, prepared on each connection (psycopg's server-side binding with prepare=True):
+the server parses and plans each of them once per connection, and Python sends parameters.
+
+What stays as with Django's cursor: the statements go through Django's CursorWrapper, so
+errors are Django's (IntegrityError ...), `connection.execute_wrapper` hooks see them, and
+they run in the current transaction. While queries are logged (DEBUG, CaptureQueriesContext,
+assertNumQueries) the same SQL runs unprepared through Django's own cursor, so that the log
+shows each statement with its values (Django cannot render a prepared one). On SQLite (the
+embedded default) the same SQL always runs through Django's normal cursor.
+
+Rules for SQL given here: `%s` placeholders, `%%` for a literal percent, named columns only
+(never `*`: a prepared statement's result shape must not change under a migration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from django.db import connection, models
+
+
+def _prepared_cursor_class():
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparedCursor(ServerBindingCursor):
+        """Server-side binding, and every statement prepared (Django leaves prepare_threshold
+        at None, which would never prepare on its own)."""
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+    return PreparedCursor
+
+
+_PREPARED_CURSOR = None
+
+
+def cursor():
+    """A cursor for hot-path statements: prepared on PostgreSQL, Django's own elsewhere.
+
+    Use as a context manager, like connection.cursor().
+    """
+    global _PREPARED_CURSOR
+    if connection.vendor != "postgresql" or connection.queries_logged:
+        return connection.cursor()
+    if _PREPARED_CURSOR is None:
+        _PREPARED_CURSOR = _prepared_cursor_class()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    # Django's wrapper: execute wrappers, error mapping, the broken-transaction check.
+    return connection.make_cursor(_PREPARED_CURSOR(connection.connection))
+
+
+def one(sql: str, params: Sequence[Any]) -> tuple | None:
+    """The first row of a statement, or None."""
+    with cursor() as c:
+        c.execute(sql, params)
+        return c.fetchone()
+
+
+def all_rows(sql: str, params: Sequence[Any]) -> list[tuple]:
+    with cursor() as c:
+        c.execute(sql, params)
+        return c.fetchall()
+
+
+def execute(sql: str, params: Sequence[Any]) -> int:
+    """Run a statement; the number of rows it changed."""
+    with cursor() as c:
+        c.execute(sql, params)
+        return c.rowcount
+
+
+def loaded(model: type[models.Model], **values: Any) -> models.Model:
+    """A model instance as if the ORM had loaded these columns (by attname); the others are
+    deferred (read on first access). Model.from_db wants values in field order; this orders them."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    if len(names) != len(values):
+        raise ValueError(f"not columns of {model.__name__}: {sorted(set(values) - set(names))}")
+    return model.from_db(connection.alias, names, [values[n] for n in names])
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(model: type[models.Model], vendor: str) -> tuple[str, tuple[models.Field, ...]]:
+    meta = model._meta
+    fields = tuple(f for f in meta.concrete_fields if not f.primary_key or not isinstance(f, models.AutoField))
+    q = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)})"
+        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {q(meta.pk.column)}"
+    )
+    return sql, fields
+
+
+def insert(obj: models.Model, *, send_signals: bool = True) -> models.Model:
+    """INSERT one new model instance and set its primary key, like obj.save() for a new row.
+
+    Values are prepared by the fields as Model.save prepares them (auto_now and defaults
+    applied by pre_save, get_db_prep_save), and pre_save/post_save are sent as save() sends
+    them, so receivers (review's audit trail) see no difference. What it skips is compiling
+    an InsertQuery per call. Model.save() overrides and full_clean are not run: callers are
+    services that validated already.
+    """
+    from django.db.models.signals import post_save, pre_save
+
+    cls = obj.__class__
+    if not obj._state.adding:
+        raise ValueError(f"{cls.__name__} {obj.pk} exists already: insert() writes new rows only")
+    sql, fields = _insert_sql(cls, connection.vendor)
+    if send_signals:
+        pre_save.send(sender=cls, instance=obj, raw=False, using=connection.alias, update_fields=None)
+    values = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
+    (pk,) = one(sql, values)
+    obj.pk = pk
+    obj._state.adding, obj._state.db = False, connection.alias
+    if send_signals:
+        post_save.send(sender=cls, instance=obj, created=True, update_fields=None, raw=False, using=connection.alias)
+    return obj
