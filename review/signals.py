@@ -13,7 +13,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from catalog.models import AnnotationVersion
-from infra.enqueue import enqueue_task
+from infra.enqueue import enqueue_coalesced
 
 
 @receiver(post_save, sender=AnnotationVersion, dispatch_uid="review_audit_annotation_version")
@@ -25,5 +25,9 @@ def _audit_annotation_version(sender, instance: AnnotationVersion, created: bool
     event = services.audit_record_version(version=instance)
     if event is None or not settings.REVIEW_CHECKS_ON_SUBMIT:
         return
-    # After commit (infra.enqueue): the worker must see the row; a rolled-back submit enqueues nothing.
-    enqueue_task("review.after_submit", instance.annotation_id)
+    # After commit (infra.enqueue): the worker must see the row; a rolled-back submit enqueues
+    # nothing. Coalesced: the id joins a list that a drain task handles in batches (one Celery
+    # message per burst of submits instead of one per submit).
+    from review.tasks import AFTER_SUBMIT, AFTER_SUBMIT_DRAIN
+
+    enqueue_coalesced(AFTER_SUBMIT, instance.annotation_id, drain_task=AFTER_SUBMIT_DRAIN, eager_task=AFTER_SUBMIT)

@@ -15,7 +15,7 @@ Nothing is lost: the loser's request changes nothing and the winner's decision s
 
 from review.services.adjudication import adjudication_auto_accept, adjudication_settle, propose_consensus, state_token
 from review.services.audit import audit_record_version, audit_settings_update
-from review.services.checks import consistency_check, review_after_submit
+from review.services.checks import consistency_check, review_after_submit, review_after_submit_many
 from review.services.common import MAX_COMMENT
 from review.services.decisions import review_accept, review_correct, review_reject
 
@@ -31,5 +31,6 @@ __all__ = [
     "review_correct",
     "review_reject",
     "review_after_submit",
+    "review_after_submit_many",
     "state_token",
 ]

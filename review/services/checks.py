@@ -63,7 +63,15 @@ def _matcher(model_name: str):
 
 def review_after_submit(*, annotation_id: int) -> dict:
     """What happens after an annotator submits or edits: consistency flags, then auto-acceptance."""
-    flags = consistency_check(annotation_ids=[annotation_id])
-    image_id = Annotation.objects.filter(pk=annotation_id).values_list("image_id", flat=True).first()
-    settled = adjudication_auto_accept(image_ids=[image_id]) if image_id else 0
-    return {"flags": flags, "settled": settled}
+    return review_after_submit_many(annotation_ids=[annotation_id])
+
+
+def review_after_submit_many(*, annotation_ids: list[int]) -> dict:
+    """review_after_submit for a batch (the coalesced after-submit queue): the checks of many
+    answers share their queries and spaCy's batch. Idempotent: an answer seen twice (a drain
+    that died mid-batch) gets no second flag and no second acceptance."""
+    ids = sorted(set(annotation_ids))
+    flags = consistency_check(annotation_ids=ids)
+    image_ids = sorted(set(Annotation.objects.filter(pk__in=ids).values_list("image_id", flat=True)))
+    settled = adjudication_auto_accept(image_ids=image_ids) if image_ids else 0
+    return {"flags": flags, "settled": settled, "annotations": len(ids)}
