@@ -120,7 +120,7 @@ class RoleTokenAuthentication(TokenAuthentication):
         if row is None:
             raise AuthenticationFailed("Invalid token.")
         n = len(fields)
-        user = user_model.from_db(connection.alias, [f.attname for f in fields], row[:n])
+        user = sql.loaded_row(user_model, row[:n])
         if not user.is_active:
             raise AuthenticationFailed("User inactive or deleted.")
         token = sql.loaded(model, key=key, user_id=user.pk, created=row[n])

@@ -80,12 +80,42 @@ def execute(sql: str, params: Sequence[Any]) -> int:
 
 
 def loaded(model: type[models.Model], **values: Any) -> models.Model:
-    """A model instance as if the ORM had loaded these columns (by attname); the others are
-    deferred (read on first access). Model.from_db wants values in field order; this orders them."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    """A model instance as if the ORM had loaded these columns (by attname) from a raw row; the
+    others are deferred (read on first access).
+
+    The values go through the converters the ORM applies to the same columns (SQLite's text
+    datetimes and 0/1 booleans, JSON columns that Django's PostgreSQL adapters return as text),
+    and Model.from_db gets them in field order.
+    """
+    names, row = [], []
+    for f in model._meta.concrete_fields:
+        if f.attname in values:
+            value = values[f.attname]
+            if value is not None:
+                for conv in _converters(model, f.attname, connection.vendor):
+                    value = conv(value, f.get_col(model._meta.db_table), connection)
+            names.append(f.attname)
+            row.append(value)
     if len(names) != len(values):
         raise ValueError(f"not columns of {model.__name__}: {sorted(set(values) - set(names))}")
-    return model.from_db(connection.alias, names, [values[n] for n in names])
+    return model.from_db(connection.alias, names, row)
+
+
+def loaded_row(model: type[models.Model], row: Sequence[Any]) -> models.Model:
+    """loaded() for a row that holds every concrete column of `model`, in field order."""
+    return loaded(model, **dict(zip(column_attnames(model), row, strict=False)))
+
+
+@lru_cache(maxsize=256)
+def column_attnames(model: type[models.Model]) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
+@lru_cache(maxsize=1024)
+def _converters(model: type[models.Model], attname: str, vendor: str) -> tuple:
+    field = next(f for f in model._meta.concrete_fields if f.attname == attname)
+    col = field.get_col(model._meta.db_table)
+    return tuple(connection.ops.get_db_converters(col)) + tuple(field.get_db_converters(connection))
 
 
 @lru_cache(maxsize=64)

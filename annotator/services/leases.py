@@ -243,7 +243,7 @@ def _next_locked(*, campaign_id: int, user, now: datetime, rng: random.Random) -
     if row is None:
         raise NotFound("No such campaign.")
     n = len(_CAMPAIGN_FIELDS)
-    campaign = Campaign.from_db(connection.alias, _CAMPAIGN_FIELDS, row[:n])
+    campaign = sql.loaded_row(Campaign, row[:n])
     has_qualification, qualification_status, held_id, done = row[n:]
     campaign._annotator_done, campaign._annotator_done_user = done, user.pk
     if campaign.status != CampaignStatus.ACTIVE:
@@ -280,7 +280,7 @@ def lock_own_assignment(*, assignment_id: int, user) -> Assignment:
     if row is None:
         raise NotFound("No such assignment.")
     n = len(_ASSIGNMENT_FIELDS)
-    assignment = Assignment.from_db(connection.alias, _ASSIGNMENT_FIELDS, row[:n])
+    assignment = sql.loaded_row(Assignment, row[:n])
     assignment.campaign = sql.loaded(Campaign, id=assignment.campaign_id, ask_main_factor=row[n])
     return assignment
 
