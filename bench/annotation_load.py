@@ -150,11 +150,19 @@ def _fill(campaign_id: int, fraction: float, copies: int) -> dict:
             sel = f"FROM {item_t} ci WHERE ci.campaign_id = %s AND ci.position < %s AND ci.planned > %s"
             cur.execute(
                 f"INSERT INTO {ann_t} (image_id, source, annotator_id, source_release, nothing_differs,"
-                f" justification, one_word, status, version, time_on_task_ms, reference_top_factor,"
+                f" justification, one_word, main_factor, status, version, time_on_task_ms, reference_top_factor,"
                 f" created_at, updated_at, {flags})"
-                f" SELECT ci.image_id, 'user', %s, '', false, %s, %s, 'submitted', 1, 20000, '', now(), now(),"
+                f" SELECT ci.image_id, 'user', %s, '', false, %s, %s, %s, 'submitted', 1, 20000, '', now(), now(),"
                 f" {flag_values} {sel}",
-                [filler.pk, ANSWER["justification"], ANSWER["one_word"], campaign_id, cut, k],
+                [
+                    filler.pk,
+                    ANSWER["justification"],
+                    ANSWER["one_word"],
+                    ANSWER.get("main_factor", ""),
+                    campaign_id,
+                    cut,
+                    k,
+                ],
             )
             cur.execute(
                 f"INSERT INTO {ver_t} (annotation_id, version, data, author_id, reason, created_at)"

@@ -221,7 +221,9 @@ _NEXT_SQL = (
     f" EXISTS (SELECT 1 FROM {GoldItem._meta.db_table} g WHERE g.campaign_id = c.id AND g.kind = %s),"
     f" (SELECT q.status FROM {Qualification._meta.db_table} q WHERE q.campaign_id = c.id AND q.annotator_id = %s),"
     f" (SELECT a.id FROM {Assignment._meta.db_table} a WHERE a.campaign_id = c.id AND a.annotator_id = %s"
-    f" AND {live_lease_sql('a')} ORDER BY a.id LIMIT 1),"
+    # Ordered by expiry, not id: a prepared statement's generic plan would otherwise walk the
+    # primary key of every lease in id order to find the user's (all of them when none is held).
+    f" AND {live_lease_sql('a')} ORDER BY a.expires_at, a.id LIMIT 1),"
     # The user's own submitted work (the form's counter; selectors.annotator_progress).
     f" (SELECT COUNT(*) FROM {Assignment._meta.db_table} d WHERE d.annotator_id = %s AND d.campaign_id = c.id"
     f" AND d.status = '{AssignmentStatus.SUBMITTED.value}' AND d.kind = '{AssignmentKind.WORK.value}')"
