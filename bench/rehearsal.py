@@ -11,12 +11,13 @@ Stages, each timed (wall seconds, throughput, peak RSS of the processes involved
 4. campaign  - every image, 10 % with three independent annotations;
 5. annotate  - simulated annotators over HTTP (gunicorn, token auth), each answering with the
                published record of the image it is given; they retry what failed;
-6. after-submit backlog - review's after-submit tasks drained by Celery workers;
+6. after-submit backlog - review's after-submit checks (the coalesced list of answers, handled
+               in batches by drain tasks) finished by the Celery workers;
 7. review    - the reviewer's audit sample accepted; every multi-annotated image adjudicated
                (majority answer, as a reviewer settles it);
 8. curation  - the Celery pipeline (chunks, then finalise) on the workers;
 9. release   - built by a worker, then published;
-10. evaluation - a predictions file against the release, when the evaluation app exists.
+10. evaluation - the predictions file evaluated against the published release (a Celery worker).
 
 Faults (on by default; --no-faults for the undisturbed run): Redis restarted during annotate
 (append-only file on, as in service: queued messages survive), one gunicorn worker SIGKILLed,
@@ -28,7 +29,7 @@ port, the database is created from scratch (unless --reuse-database: the test su
 Checks at the end (the "nothing lost" list in the JSON): annotations the clients saw accepted =
 user annotations stored = the campaign's planned total = n_done summed; no (image, annotator)
 pair twice; a retried submit never made a second annotation; every image has exactly one final
-answer; the release holds one row per image; the after-submit queue drained.
+answer; the release holds one row per image; the after-submit list and queue are empty.
 """
 
 from __future__ import annotations
@@ -761,20 +762,25 @@ def _rehearse(args, holder: dict) -> dict:
     import redis
 
     r = redis.Redis.from_url(svc.broker)
-    backlog = r.llen("default")
+    # Review's after-submit checks: answers wait in a coalesced list (infra.enqueue) that drain
+    # tasks on the default queue handle in batches; a batch leaves the list once handled.
+    after_key = "fov:coalesce:review.after_submit"
+
+    def waiting() -> int:
+        return r.llen("default") + r.llen(after_key) + r.exists(after_key + ":lock")
+
+    backlog = r.llen(after_key)
 
     def drain():
-        if args.faults and r.llen("default") > 20:
+        if args.faults and waiting() > 20:
             time.sleep(2.0)
             faults.append(
                 {"stage": "after_submit_backlog", "fault": "celery_worker_sigkill", "detail": svc.kill_celery_worker()}
             )
-        _wait(lambda: r.llen("default") == 0, args.timeout, "the after-submit queue to drain", poll=1.0)
-        # the last task may still run after its message left the list: give it a moment
-        time.sleep(2.0)
+        _wait(lambda: waiting() == 0, args.timeout, "the after-submit checks to finish", poll=1.0)
         return backlog
 
-    stages.run("after_submit_backlog", drain, units="tasks", count=lambda n: n)
+    stages.run("after_submit_backlog", drain, units="answers", count=lambda n: n)
 
     def review():
         from review import selectors as rsel
@@ -849,18 +855,43 @@ def _rehearse(args, holder: dict) -> dict:
     rel = stages.run("release", release)
 
     def evaluation():
-        import importlib.util
+        # The researcher's last step: the predictions file of the "model" whose prototypes the
+        # run used, evaluated against the release just published (val split, top factors),
+        # computed by a Celery worker.
+        from evaluation import services as evsvc
+        from evaluation.models import Evaluation
 
-        if importlib.util.find_spec("evaluation") is None:
-            return {"skipped": "no evaluation app on this branch yet"}
-        from evaluation import services as evsvc  # type: ignore[import-not-found]
+        ev = evsvc.evaluation_create(
+            owner=maintainer,
+            name="rehearsal model",
+            dataset_slug=DATASET,
+            data=(workdir / "predictions.csv").read_bytes(),
+            filename="predictions.csv",
+            release_version="1.0.0",
+            split="val",
+            allow_low_coverage=True,
+        )
+        ev = _wait(
+            lambda: (x := Evaluation.objects.get(pk=ev.pk)).status in ("done", "failed") and x,
+            args.timeout,
+            "the evaluation",
+        )
+        if ev.status != "done":
+            raise SystemExit(f"evaluation failed: {ev.error}")
+        m = ev.metrics or {}
+        block = (m.get("kinds") or {}).get(m.get("primary") or "class") or {}
+        factors = block.get("factors", {})
+        ratios = {k: f.get("error_ratio") for k, f in factors.items() if f.get("error_ratio") is not None}
+        return {
+            "evaluation_id": ev.pk,
+            "status": ev.status,
+            "coverage": ev.coverage,
+            "overall_accuracy": block.get("overall", {}).get("accuracy"),
+            "worst_factor": block.get("worst_factor"),
+            "highest_error_ratio": max(ratios.items(), key=lambda kv: kv[1]) if ratios else None,
+        }
 
-        fn = getattr(evsvc, "evaluation_run_create", None) or getattr(evsvc, "evaluation_create", None)
-        if fn is None:
-            return {"skipped": "evaluation app has no evaluation_create service"}
-        return {"ran": str(fn)}
-
-    ev = stages.run("evaluation", evaluation)
+    ev = stages.run("evaluation", evaluation, units="images", count=lambda e: e["coverage"].get("matched", 0))
 
     # --- checks: nothing lost between stages ---------------------------------------------------
     from exports.services import release_dir
@@ -900,7 +931,7 @@ def _rehearse(args, holder: dict) -> dict:
         "curated_images": crun.total,
         "release_rows": release_rows,
         "release_multi_factor_rows": multi_rows,
-        "after_submit_queue_left": r.llen("default"),
+        "after_submit_queue_left": waiting(),
     }
     ok = (
         len(sim.accepted) + n_earlier == n_user == planned == n_done == submitted_assignments == pairs

@@ -92,7 +92,7 @@ try:
     # pg_terminate_backend) is replaced at the start of the next request instead of failing it.
     DATABASES = {
         "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
         )
     }
 except Exception as exc:  # dj_database_url raises several types; say which variable is wrong

@@ -84,3 +84,7 @@ def test_rehearsal_at_3000_images_with_faults_loses_nothing(transactional_db, tm
     assert checks["retried_submit_made_another_annotation"] == 0
     assert checks["client_accepted_annotations"] > 0
     assert result["release"]["status"] == "published"
+    # The researcher's stage: the predictions file evaluated against that release by a worker.
+    assert result["evaluation"]["status"] == "done", result["evaluation"]
+    assert result["evaluation"]["coverage"]["matched"] > 0
+    assert 0 < result["evaluation"]["overall_accuracy"] < 1

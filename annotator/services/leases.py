@@ -109,7 +109,7 @@ def _next_gold(*, campaign: Campaign, user, kind: str, now: datetime) -> Assignm
     return _lease(campaign=campaign, user=user, image=gold.image, now=now, kind=kind, gold_item=gold)
 
 
-def _candidate_sql(*, n_tried: int, skip_locked: bool) -> str:
+def _candidate_sql(*, n_tried: int, skip_locked: bool, from_position: bool = False) -> str:
     """The queue's candidate query, written out once instead of built by the ORM per request.
 
     `next` runs it on every call, and building and compiling the equivalent queryset (two
@@ -117,12 +117,13 @@ def _candidate_sql(*, n_tried: int, skip_locked: bool) -> str:
     more than the database needs to run it; on two shared cores that is most of the budget.
     Portable SQL (PostgreSQL and the SQLite default); the lock clause only where supported.
     Parameters: campaign, campaign, user, user, work kind, live_lease_params, run status "done",
-    then the ids tried. An image that became a prototype of the current run after the campaign
+    the start position when `from_position`, then the ids tried. An image that became a prototype of the current run after the campaign
     was made is not handed out (it would be compared with itself).
     """
     item, asg, ann = CampaignItem._meta.db_table, Assignment._meta.db_table, Annotation._meta.db_table
     proto, run = Prototype._meta.db_table, PrototypeRun._meta.db_table
     not_tried = f" AND ci.id NOT IN ({', '.join(['%s'] * n_tried)})" if n_tried else ""
+    start = " AND ci.position >= %s" if from_position else ""
     return (
         f"SELECT ci.id FROM {item} ci"
         " WHERE ci.campaign_id = %s AND ci.n_done < ci.planned"
@@ -133,15 +134,20 @@ def _candidate_sql(*, n_tried: int, skip_locked: bool) -> str:
         f" WHERE l.item_id = ci.id AND l.kind = %s AND {live_lease_sql('l')}) < ci.planned"
         f" AND NOT EXISTS (SELECT 1 FROM {proto} p JOIN {run} r ON r.id = p.run_id"
         " WHERE p.image_id = ci.image_id AND r.is_current AND r.status = %s)"
-        f"{not_tried} ORDER BY ci.position, ci.id LIMIT 1" + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
+        f"{start}{not_tried} ORDER BY ci.position, ci.id LIMIT 1" + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
     )
 
 
-def _claim_work(*, campaign: Campaign, user, now: datetime) -> Assignment | None:
+def _claim_work(*, campaign: Campaign, user, now: datetime, rng: random.Random) -> Assignment | None:
     """Claim one open item slot for `user`. Runs inside the caller's transaction.
 
     Candidates are items with a free slot (planned minus submitted minus live leases) whose
-    image the user has never been assigned nor annotated, in queue order. On PostgreSQL they
+    image the user has never been assigned nor annotated, in queue order from a random point
+    of the queue, wrapping to its front. Queue positions are a shuffle already, so the order
+    means nothing by itself; starting everyone at the front made every `next` step over the
+    items that the other annotators hold leases on (with 500 people at work, 500 rows and
+    their lease counts per request: PostgreSQL's CPU per request grew with the number of
+    people). From a random point a candidate is almost always the first row read. On PostgreSQL they
     are locked with FOR UPDATE SKIP LOCKED, so concurrent annotators skip each other's items
     instead of waiting. The candidate filter ran on the statement's snapshot, which may predate
     a lease committed just before we got the lock, so the slot count is checked again under the
@@ -151,9 +157,17 @@ def _claim_work(*, campaign: Campaign, user, now: datetime) -> Assignment | None
     skip_locked = connection.features.has_select_for_update_skip_locked
     live = live_lease_params(now, connection)
     base_params = [campaign.pk, campaign.pk, user.pk, user.pk, AssignmentKind.WORK.value, *live, RunStatus.DONE.value]
+    start = rng.randrange(campaign.n_items) if campaign.n_items > 1 else 0
     tried: list[int] = []
     for _ in range(_CLAIM_ATTEMPTS):
-        row = sql.one(_candidate_sql(n_tried=len(tried), skip_locked=skip_locked), base_params + tried)
+        row = None
+        if start:
+            row = sql.one(
+                _candidate_sql(n_tried=len(tried), skip_locked=skip_locked, from_position=True),
+                [*base_params, start, *tried],
+            )
+        if row is None:  # nothing from the start point on: the queue's front
+            row = sql.one(_candidate_sql(n_tried=len(tried), skip_locked=skip_locked), base_params + tried)
         if row is None:
             return None
         # We hold the item's lock: re-read its counts in a new statement (fresh snapshot), with
@@ -264,7 +278,7 @@ def _next_locked(*, campaign_id: int, user, now: datetime, rng: random.Random) -
         gold = _next_gold(campaign=campaign, user=user, kind=GoldKind.GOLD, now=now)
         if gold is not None:
             return gold
-    return _claim_work(campaign=campaign, user=user, now=now)
+    return _claim_work(campaign=campaign, user=user, now=now, rng=rng)
 
 
 def lock_own_assignment(*, assignment_id: int, user) -> Assignment:

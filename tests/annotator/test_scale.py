@@ -186,6 +186,10 @@ def _costs(campaign: Campaign, user) -> tuple[dict[str, int], dict[str, list[dic
     item_id = CampaignItem.objects.filter(campaign=campaign).values_list("pk", flat=True).first()
     plans = {
         "candidate": _plan_nodes(_candidate_sql(n_tried=0, skip_locked=True), params),
+        # next starts from a random queue position (then wraps to the front)
+        "candidate_from": _plan_nodes(
+            _candidate_sql(n_tried=0, skip_locked=True, from_position=True), [*params, campaign.n_items // 2]
+        ),
         "progress": _plan_nodes(ANNOTATOR_DONE_SQL, [user.pk, campaign.pk]),
         # next's first statement (campaign, qualification, held lease, the user's progress)
         "next": _plan_nodes(_NEXT_SQL, [GoldKind.QUALIFICATION.value, user.pk, user.pk, *live, user.pk, campaign.pk]),
@@ -212,6 +216,7 @@ def test_queries_and_plans_are_the_same_at_3000_and_60000_images_empty_and_half_
             user.groups.add(group)
             counts, plans = _costs(Campaign.objects.get(pk=campaign.pk), user)
             _assert_indexed(plans["candidate"], uses={"item_open_idx"})
+            _assert_indexed(plans["candidate_from"], uses={"item_open_idx"})
             # The leases table is near-empty before the fill (read whole, rightly); half done, it
             # holds 33,000 rows at 60,000 images and the count must go through the index.
             # (the user's own leases: assignment_user_idx or the annotator foreign key's index).
