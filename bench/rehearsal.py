@@ -483,6 +483,14 @@ def _wait(pred, timeout: float, what: str, poll: float = 0.5):
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def _wait_status(model, pk: int, what: str, timeout: float, *, ok: str = "done"):
+    """Wait until a background job's row is `ok` or failed; its row, or exit with its error."""
+    row = _wait(lambda: (x := model.objects.get(pk=pk)).status in (ok, "failed") and x, timeout, what)
+    if row.status != ok:
+        raise SystemExit(f"{what} failed: {row.error}")
+    return row
+
+
 def _recreate_database(url: str) -> None:
     import psycopg
 
@@ -825,14 +833,7 @@ def _rehearse(args, holder: dict) -> dict:
         if args.faults:
             _wait(lambda: CurationRun.objects.get(pk=crun.pk).processed > 0, args.timeout, "the first chunk")
             faults.append({"stage": "curation", "fault": "celery_worker_sigkill", "detail": svc.kill_celery_worker()})
-        crun = _wait(
-            lambda: (x := CurationRun.objects.get(pk=crun.pk)).status in ("done", "failed") and x,
-            args.timeout,
-            "the curation run",
-        )
-        if crun.status != "done":
-            raise SystemExit(f"curation failed: {crun.error}")
-        return crun
+        return _wait_status(CurationRun, crun.pk, "the curation run", args.timeout)
 
     crun = stages.run("curation", curate, units="images", count=lambda c: c.total)
 
@@ -843,13 +844,7 @@ def _rehearse(args, holder: dict) -> dict:
         ds = Dataset.objects.get(slug=DATASET)
         rel = esvc.release_create(dataset=ds, version="1.0.0", curation_run=crun, created_by=maintainer)
         esvc.release_build_start(release_id=rel.pk, user=maintainer)
-        rel = _wait(
-            lambda: (x := Release.objects.get(pk=rel.pk)).status in ("built", "failed") and x,
-            args.timeout,
-            "the release build",
-        )
-        if rel.status != "built":
-            raise SystemExit(f"release build failed: {rel.error}")
+        rel = _wait_status(Release, rel.pk, "the release build", args.timeout, ok="built")
         return esvc.release_publish(release_id=rel.pk, user=maintainer)
 
     rel = stages.run("release", release)
@@ -871,13 +866,7 @@ def _rehearse(args, holder: dict) -> dict:
             split="val",
             allow_low_coverage=True,
         )
-        ev = _wait(
-            lambda: (x := Evaluation.objects.get(pk=ev.pk)).status in ("done", "failed") and x,
-            args.timeout,
-            "the evaluation",
-        )
-        if ev.status != "done":
-            raise SystemExit(f"evaluation failed: {ev.error}")
+        ev = _wait_status(Evaluation, ev.pk, "the evaluation", args.timeout)
         m = ev.metrics or {}
         block = (m.get("kinds") or {}).get(m.get("primary") or "class") or {}
         factors = block.get("factors", {})

@@ -12,7 +12,7 @@ from catalog.answers import JUSTIFICATION_MAX
 from catalog.factors import FACTOR_KEYS
 from catalog.models import Annotation, AnnotationSource, AnnotationStatus, Image
 from catalog.services import annotation_version_append
-from infra.errors import Conflict, DomainError, Forbidden, NotFound
+from infra.errors import Conflict, Forbidden, NotFound
 from review import metrics
 from review.models import AdjudicationMethod, AdjudicationRecord, AuditAction, AuditSettings
 from review.services.common import audit_record, check_reviewer, reviewer_answer
@@ -149,7 +149,9 @@ def adjudication_settle(
     image, annotations = _lock_image_for_adjudication(image_id)
     settings_ = AuditSettings.current()
     if len(annotations) < 2:
-        raise DomainError("This image has fewer than two answers: there is nothing to adjudicate.", code="not_multi")
+        # The request is well formed; the image's state forbids it (it may get a second answer
+        # later): a conflict, as the API documents, not bad input.
+        raise Conflict("This image has fewer than two answers: there is nothing to adjudicate.", code="not_multi")
     if any(a.annotator_id == reviewer.pk for a in annotations):
         raise Forbidden(
             "You annotated this image yourself: another reviewer must adjudicate it.", code="own_annotation"
