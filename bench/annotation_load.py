@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,11 +39,7 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench._shared import free_port, recreate_database  # noqa: E402
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -106,17 +101,6 @@ class _CpuMeter:
             used = sum(max(0.0, _cpu_seconds(pid) - self.before.get((kind, pid), 0.0)) for pid in ps)
             out[kind] = round(used * 1000 / max(1, n_requests), 2)
         return {**out, "unit": "ms CPU per request"}
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _fill(campaign_id: int, fraction: float, copies: int) -> dict:
@@ -639,7 +623,7 @@ def main() -> None:
     # the workers instead of running inside the request. No worker consumes it here (it would
     # compete for the same 2 cores); the queue is purged at the end.
     env["CELERY_BROKER_URL"] = args.broker_url
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
     os.environ.update(
         {
@@ -667,7 +651,7 @@ def main() -> None:
         conn.execute("ANALYZE")
 
     load_before = os.getloadavg()
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [

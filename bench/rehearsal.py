@@ -51,22 +51,17 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench._shared import free_port, recreate_database  # noqa: E402
 
 DATASET = "rehearsal"
 ANSWER_FALLBACK = {"factors": ["pose"], "nothing_differs": False, "justification": "pose", "one_word": "pose"}
 
 
 # --- process helpers ------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -121,8 +116,8 @@ class Services:
 
     def __init__(self, *, database_url: str, workdir: Path, web_workers: int, web_threads: int) -> None:
         self.workdir = workdir
-        self.redis_port = _free_port()
-        self.web_port = _free_port()
+        self.redis_port = free_port()
+        self.web_port = free_port()
         self.broker = f"redis://127.0.0.1:{self.redis_port}/0"
         self.database_url = database_url
         self.web_workers, self.web_threads = web_workers, web_threads
@@ -491,17 +486,6 @@ def _wait_status(model, pk: int, what: str, timeout: float, *, ok: str = "done")
     return row
 
 
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def rehearse(args) -> dict:
     """Run every stage; the servers it started are stopped whatever happens (a crashed driver
     must not leave gunicorn, Celery and Redis behind)."""
@@ -540,7 +524,7 @@ def _rehearse(args, holder: dict) -> dict:
     t_all = time.perf_counter()
 
     if not args.reuse_database:
-        _recreate_database(args.database_url)
+        recreate_database(args.database_url)
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=svc.env, check=True
         )
