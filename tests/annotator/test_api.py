@@ -40,6 +40,43 @@ def test_token_client_gets_next_submits_and_lists_its_annotation(campaign, annot
 
 
 @pytest.mark.embedded
+def test_next_answers_what_its_schema_serializer_would(campaign, annotator):
+    """next returns its payload without building AssignmentSerializer: the JSON must be exactly
+    the serializer's (fields, types, datetime format), on a new lease and on a reload."""
+    from rest_framework.renderers import JSONRenderer
+
+    from annotator.api import AssignmentSerializer, assignment_payload
+
+    c = _token_client(annotator)
+    for _ in range(2):  # a new lease, then the held one again
+        r = c.post(f"/api/annotate/campaigns/{campaign.id}/next")
+        assert r.status_code == 200
+        lease = Assignment.objects.select_related("image__image_class", "campaign").get(pk=r.json()["id"])
+        expected = json.loads(JSONRenderer().render(AssignmentSerializer(assignment_payload(lease, annotator)).data))
+        assert r.json() == expected
+        assert set(r.json()) == set(AssignmentSerializer().fields)
+        assert r.json()["started_at"].endswith("Z")
+
+
+@pytest.mark.embedded
+def test_image_urls_follow_the_script_prefix(campaign, annotator):
+    """The image URLs are reversed once per script prefix (a deployment under a sub-path)."""
+    from django.urls import reverse, set_script_prefix
+
+    from annotator.api import _image_ref
+
+    try:
+        for prefix in ("/", "/fov/", "/"):
+            set_script_prefix(prefix)
+            ref = _image_ref(42)
+            assert ref["thumb_url"] == reverse("annotator:image", args=[42, "thumb"])
+            assert ref["full_url"] == reverse("annotator:image", args=[42, "full"])
+            assert ref["thumb_url"].startswith(prefix)
+    finally:
+        set_script_prefix("/")
+
+
+@pytest.mark.embedded
 def test_bad_answer_gets_the_error_shape_with_the_field_and_saves_nothing(campaign, annotator):
     c = _token_client(annotator)
     aid = c.post(f"/api/annotate/campaigns/{campaign.id}/next").json()["id"]
