@@ -10,6 +10,10 @@ PORT ?= 8000
 # The test suite runs on the real services; override to give a parallel run its own database/Redis db.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/fov
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/1
+# Each half of the suite runs in two pytest-xdist workers, a test module per worker at a time (its
+# module-scoped fixtures are built once); worker N uses Redis database TEST_BROKER_URL + N.
+# `make test-postgres XDIST=` runs in one process.
+XDIST ?= -n 2 --dist loadfile
 
 .PHONY: venv demo test test-postgres test-embedded lint-imports lint format bench clean
 
@@ -40,12 +44,12 @@ lint-imports: venv
 
 test-postgres: venv
 	TESTING=1 DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-		$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+		$(BIN)/pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 # The embedded default (SQLite, eager tasks) keeps its own subset honest.
 test-embedded: venv
 	env -u DATABASE_URL -u CELERY_BROKER_URL TESTING=1 VAR_DIR=$$(mktemp -d) \
-		$(BIN)/pytest -p no:cacheprovider -m embedded $(PYTEST_ARGS)
+		$(BIN)/pytest -p no:cacheprovider -m embedded $(XDIST) $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -51,3 +51,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def redis_db_shifted(url: str, by: int) -> str:
+    """A redis:// URL with its database number moved up by `by` (redis://h:6379/1, 2 -> /3)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    db = parts.path.lstrip("/") or "0"
+    if not db.isdigit():
+        raise ImproperlyConfigured(f"{url!r}: the Redis database must be a number")
+    return urlunsplit(parts._replace(path=f"/{int(db) + by}"))

@@ -7,12 +7,13 @@ through psycopg 3) and CELERY_BROKER_URL (Redis).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str, redis_db_shifted
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -187,6 +188,14 @@ CONTENT_SECURITY_POLICY = env_str(
 # --- Celery ---------------------------------------------------------------------------
 # Unset broker = embedded default: tasks run eagerly in-process, no Redis needed.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or None
+if TESTING and CELERY_BROKER_URL and env_str("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite in pytest-xdist workers: pytest-django gives each its own test
+    # database, and here each gets its own Redis database (queues, coalesced lists), so that one
+    # worker's Celery workers never take another's tasks. Written back to the environment for
+    # the processes tests start (Celery workers, gunicorn), which must not shift it again.
+    CELERY_BROKER_URL = redis_db_shifted(CELERY_BROKER_URL, int(env_str("PYTEST_XDIST_WORKER").removeprefix("gw")))
+    os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
+    del os.environ["PYTEST_XDIST_WORKER"]
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
 # Without a broker, long tasks (a curation run) run in a thread of the web process after the
