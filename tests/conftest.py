@@ -23,6 +23,25 @@ from infra.roles import Role
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test has its own node id, or pytest-xdist (make test) runs only one of those that share it.
+
+    schemathesis names each operation's item `test[GET /path]` but gives them all the test
+    function's node id; xdist schedules by node id and ran one operation per role (4 of 172)
+    without a word. The name goes into the node id here, and a shared id stops the run.
+    """
+    from _pytest.nodeid import coerce_node_id  # pytest 9 keeps the id structured (Node._id)
+
+    seen: dict[str, int] = {}
+    for item in items:
+        if type(item).__name__ == "SchemathesisFunction" and not item.nodeid.endswith("]"):
+            item._id = coerce_node_id(f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}")
+        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    shared = sorted(k for k, n in seen.items() if n > 1)
+    if shared:
+        raise pytest.UsageError(f"tests share a node id (xdist would run one of each): {shared[:5]}")
+
+
 def _make_user(django_user_model, username: str, *roles: str):
     user = django_user_model.objects.create_user(username=username, password="pw-" + username)
     for role in roles:
