@@ -241,11 +241,21 @@ def _setup_data(
     s["_auth_user_backend"] = dj_settings.AUTHENTICATION_BACKENDS[0]  # a session of another backend is refused
     s["_auth_user_hash"] = form_user.get_session_auth_hash()
     s.create()
+    # The pages phase signs in as a maintainer (who reviews too): campaign pages, review queue,
+    # quality dashboard.
+    staff = User.objects.create(username="bench-maintainer")
+    staff.groups.add(Group.objects.get_or_create(name=Role.MAINTAINER)[0])
+    staff_session = SessionStore()
+    staff_session["_auth_user_id"] = str(staff.pk)
+    staff_session["_auth_user_backend"] = dj_settings.AUTHENTICATION_BACKENDS[0]
+    staff_session["_auth_user_hash"] = staff.get_session_auth_hash()
+    staff_session.create()
     return {
         "campaign": campaign.pk,
         "tokens": tokens[:n_clients],
         "form_token": tokens[n_clients],
         "session": s.session_key,
+        "staff_session": staff_session.session_key,
         "planned": sum(campaign.items.values_list("planned", flat=True)),
         "filled": filled,
         "crowd_tokens": [t.key for t in crowd_tokens],
@@ -354,6 +364,7 @@ async def _ramp_async(
     think: tuple[float, float],
     limit_ms: float,
     meter_factory,
+    warmup_seconds: float = 0.0,
 ) -> dict:
     """People at their own pace: simulated annotators join step by step and each one loops
     next -> think (uniform think seconds, the time a person looks at the form) -> submit.
@@ -412,6 +423,12 @@ async def _ramp_async(
 
         tasks: list = []
         report = []
+        if warmup_seconds > 0 and steps:
+            # The first step's people work unmeasured for a while first: each server thread's
+            # first requests prepare its statements (infra.sql) and would count in that step's p99.
+            state["step"] = -1
+            tasks += [asyncio.create_task(person(tokens[j], j)) for j in range(min(steps[0], len(tokens)))]
+            await asyncio.sleep(warmup_seconds)
         for i, n in enumerate(steps):
             if n > len(tokens):
                 break
@@ -578,6 +595,49 @@ def _form_render(base: str, session_key: str, token: str, campaign: int, n: int)
     return lat
 
 
+PAGES = {
+    # name: (path ({c}: the campaign), text the page must contain, who opens it)
+    "annotator_home": ("/annotate/", "bench", "annotator"),
+    "campaign_list": ("/annotate/campaigns/", "bench", "maintainer"),
+    "campaign_page": ("/annotate/campaigns/{c}/", "bench", "maintainer"),
+    "campaign_status": ("/annotate/campaigns/{c}/status", "", "maintainer"),
+    "review_queue": ("/review/", "", "maintainer"),
+    "quality_dashboard": ("/review/quality/", "", "maintainer"),
+}
+
+
+def _pages(base: str, sessions: dict[str, str], campaign: int, n: int, meter_factory) -> dict:
+    """Server CPU and median latency of GET on the pages people open besides the form (an
+    annotator's home, a maintainer's campaign pages, review queue and quality dashboard), one
+    client, `n` times each after one untimed request. Thumbnails are left out: the bench's
+    images are rows without files."""
+    clients = {}
+    for who, key in sessions.items():
+        clients[who] = requests.Session()
+        clients[who].cookies.set("sessionid", key, domain="127.0.0.1")
+    out = {}
+    for name, (path, must, who) in PAGES.items():
+        s, url = clients[who], base + path.format(c=campaign)
+        r = s.get(url)
+        if r.status_code != 200 or (must and must not in r.text):
+            out[name] = {"error": f"{r.status_code} at {r.url}"}
+            continue
+        meter, lat = meter_factory(), []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            s.get(url)
+            lat.append(time.perf_counter() - t0)
+        cpu = meter.stop(n)
+        out[name] = {
+            "path": path,
+            "median_ms": round(statistics.median(lat) * 1000, 1),
+            "server_cpu_ms_per_request": round(cpu["gunicorn"] + cpu["postgresql"], 2),
+            "server_cpu_per_request": cpu,
+            "bytes": len(r.content),
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, default=20)
@@ -596,6 +656,7 @@ def main() -> None:
     ap.add_argument("--think-min", type=float, default=1.0, help="shortest pause before an item, seconds")
     ap.add_argument("--think-max", type=float, default=5.0, help="longest pause before an item, seconds")
     ap.add_argument("--fill", type=float, default=0.0, help="fraction of the queue already annotated (0-1)")
+    ap.add_argument("--pages", type=int, default=10, help="GET each maintainer/reviewer page this many times (0: no)")
     ap.add_argument("--profile", type=int, default=0, help="profile this many next+submit pairs in-process (0: no)")
     ap.add_argument(
         "--ramp",
@@ -603,6 +664,9 @@ def main() -> None:
         help="capacity phase: comma-separated numbers of simulated annotators, e.g. 100,250,500,1000,1500",
     )
     ap.add_argument("--ramp-step-seconds", type=float, default=60.0)
+    ap.add_argument(
+        "--ramp-warmup-seconds", type=float, default=20.0, help="the first step's people work unmeasured first"
+    )
     ap.add_argument("--ramp-think-min", type=float, default=10.0, help="seconds per item, the dashboard's 10-30 s")
     ap.add_argument("--ramp-think-max", type=float, default=30.0)
     ap.add_argument("--ramp-limit-ms", type=float, default=100.0, help="p99 of next or submit that ends the ramp")
@@ -694,6 +758,17 @@ def main() -> None:
         run = _drive(base, data["tokens"], data["campaign"], args.seconds)
         run_cpu = meter.stop(run["requests"])
         form = _form_render(base, data["session"], data["form_token"], data["campaign"], 60)
+        pages = (
+            _pages(
+                base,
+                {"annotator": data["session"], "maintainer": data["staff_session"]},
+                data["campaign"],
+                args.pages,
+                lambda: _CpuMeter(server.pid, args.database_url),
+            )
+            if args.pages
+            else None
+        )
         paced = (
             _drive(base, data["tokens"], data["campaign"], args.think_seconds, (args.think_min, args.think_max))
             if args.think_seconds > 0
@@ -713,6 +788,7 @@ def main() -> None:
                     (args.ramp_think_min, args.ramp_think_max),
                     args.ramp_limit_ms,
                     lambda: _CpuMeter(server.pid, args.database_url),
+                    args.ramp_warmup_seconds,
                 )
             )
         profile = _profile(base, data["tokens"], data["campaign"], args.profile) if args.profile else None
@@ -819,6 +895,8 @@ def main() -> None:
     # Issue 14's goal 2: next + submit at most 3x GET /healthz, server CPU (gunicorn + PostgreSQL).
     result["ratio"]["server_cpu_total_to_baseline"] = round(cpu / (bcpu or 1e-9), 2)
     result["figures"]["server_cpu_total_ms_per_request"] = round(cpu, 2)
+    if pages is not None:
+        result["pages"] = pages
     if ramp is not None:
         result["capacity"] = {
             "mode": (
