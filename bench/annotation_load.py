@@ -188,7 +188,7 @@ def _setup_data(
     django.setup()
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import Client
     from rest_framework.authtoken.models import Token
 
     from annotator.services import campaign_create
@@ -232,30 +232,22 @@ def _setup_data(
         )
     else:
         crowd_tokens = []
-    # The form client signs in with a session cookie (pages do not take tokens).
+    # The form client signs in with a session cookie (pages do not take tokens); the pages phase
+    # signs in as a maintainer (who reviews too): campaign pages, review queue, quality dashboard.
+    # Client.force_login writes the session as a sign-in would (backend, auth hash).
     form_user = User.objects.get(username=f"bench{n_clients}")
-    s = SessionStore()
-    s["_auth_user_id"] = str(form_user.pk)
-    from django.conf import settings as dj_settings
-
-    s["_auth_user_backend"] = dj_settings.AUTHENTICATION_BACKENDS[0]  # a session of another backend is refused
-    s["_auth_user_hash"] = form_user.get_session_auth_hash()
-    s.create()
-    # The pages phase signs in as a maintainer (who reviews too): campaign pages, review queue,
-    # quality dashboard.
     staff = User.objects.create(username="bench-maintainer")
     staff.groups.add(Group.objects.get_or_create(name=Role.MAINTAINER)[0])
-    staff_session = SessionStore()
-    staff_session["_auth_user_id"] = str(staff.pk)
-    staff_session["_auth_user_backend"] = dj_settings.AUTHENTICATION_BACKENDS[0]
-    staff_session["_auth_user_hash"] = staff.get_session_auth_hash()
-    staff_session.create()
+    sessions = {}
+    for key, user in (("session", form_user), ("staff_session", staff)):
+        client = Client()
+        client.force_login(user)
+        sessions[key] = client.cookies["sessionid"].value
     return {
         "campaign": campaign.pk,
         "tokens": tokens[:n_clients],
         "form_token": tokens[n_clients],
-        "session": s.session_key,
-        "staff_session": staff_session.session_key,
+        **sessions,
         "planned": sum(campaign.items.values_list("planned", flat=True)),
         "filled": filled,
         "crowd_tokens": [t.key for t in crowd_tokens],
@@ -576,6 +568,13 @@ def _profile(base_url: str, tokens: list[str], campaign: int, n: int) -> dict:
     return out
 
 
+def _signed_in(session_key: str) -> requests.Session:
+    """An HTTP client carrying a session cookie made by _setup_data."""
+    s = requests.Session()
+    s.cookies.set("sessionid", session_key, domain="127.0.0.1")
+    return s
+
+
 def _form_render(base: str, session_key: str, token: str, campaign: int, n: int) -> list[float]:
     """Median time of GET on the form page, one client (the page an annotator waits for)."""
     api = requests.Session()
@@ -585,8 +584,7 @@ def _form_render(base: str, session_key: str, token: str, campaign: int, n: int)
         print(f"form page not measured: next answered {r.status_code}", file=sys.stderr)
         return []
     aid = r.json()["id"]
-    s = requests.Session()
-    s.cookies.set("sessionid", session_key, domain="127.0.0.1")
+    s = _signed_in(session_key)
     lat = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -614,10 +612,7 @@ def _pages(base: str, sessions: dict[str, str], campaign: int, n: int, meter_fac
     annotator's home, a maintainer's campaign pages, review queue and quality dashboard), one
     client, `n` times each after one untimed request. Thumbnails are left out: the bench's
     images are rows without files."""
-    clients = {}
-    for who, key in sessions.items():
-        clients[who] = requests.Session()
-        clients[who].cookies.set("sessionid", key, domain="127.0.0.1")
+    clients = {who: _signed_in(key) for who, key in sessions.items()}
     out = {}
     for name, (path, must, who) in PAGES.items():
         s, url = clients[who], base + path.format(c=campaign)
@@ -659,7 +654,7 @@ def main() -> None:
     ap.add_argument("--think-min", type=float, default=1.0, help="shortest pause before an item, seconds")
     ap.add_argument("--think-max", type=float, default=5.0, help="longest pause before an item, seconds")
     ap.add_argument("--fill", type=float, default=0.0, help="fraction of the queue already annotated (0-1)")
-    ap.add_argument("--pages", type=int, default=10, help="GET each maintainer/reviewer page this many times (0: no)")
+    ap.add_argument("--pages", type=int, default=10, help="GET each page of PAGES this many times (0: no)")
     ap.add_argument("--profile", type=int, default=0, help="profile this many next+submit pairs in-process (0: no)")
     ap.add_argument(
         "--ramp",

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,12 +33,10 @@ def pytest_collection_modifyitems(config, items):
     """
     from _pytest.nodeid import coerce_node_id  # pytest 9 keeps the id structured (Node._id)
 
-    seen: dict[str, int] = {}
     for item in items:
         if type(item).__name__ == "SchemathesisFunction" and not item.nodeid.endswith("]"):
             item._id = coerce_node_id(f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}")
-        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
-    shared = sorted(k for k, n in seen.items() if n > 1)
+    shared = sorted(k for k, n in Counter(item.nodeid for item in items).items() if n > 1)
     if shared:
         raise pytest.UsageError(f"tests share a node id (xdist would run one of each): {shared[:5]}")
 
