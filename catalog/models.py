@@ -218,7 +218,16 @@ class Annotation(FactorFlags):
                 condition=Q(main_factor="") | Q(main_factor__in=FACTOR_KEYS), name="main_factor_is_a_factor"
             ),
         ]
-        indexes = [models.Index(fields=["image", "status"])]
+        indexes = [
+            models.Index(fields=["image", "status"]),
+            # Answers waiting for review, oldest first: the audit queue samples the first of them
+            # without reading those already reviewed (review.selectors.queue).
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(source="user", status="submitted"),
+                name="annotation_awaiting_review_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"annotation {self.pk} of {self.image_id} v{self.version}"

@@ -195,3 +195,55 @@ class AuditSettings(models.Model):
     def current(cls) -> AuditSettings:
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+def _tally_yes_fields() -> dict[str, models.Field]:
+    return {f"{k}_yes": models.PositiveIntegerField(default=0) for k in FACTOR_KEYS}
+
+
+# The per-factor "yes" counters, one column per factor, built from FACTOR_KEYS (one spelling).
+_ImageTallyFactors = type(
+    "_ImageTallyFactors",
+    (models.Model,),
+    {"__module__": __name__, "Meta": type("Meta", (), {"abstract": True}), **_tally_yes_fields()},
+)
+
+
+class ImageTally(_ImageTallyFactors):
+    """An image's live annotator answers counted: how many, how many ticked each factor, on how
+    many factors they disagree, and whether a consensus settled it.
+
+    Kept by database triggers on catalog_annotation (migration 0004), in the transaction that
+    writes the annotation, whichever code path (service, admin, bulk insert, raw SQL) wrote it:
+    each insert, update or delete of a user or consensus answer recounts that image's few rows.
+    The audit queue and auto-acceptance read these rows instead of grouping every answer of the
+    dataset, so their cost does not grow with the campaign. "Live" = source user, not superseded
+    (the same answers `multi_annotated_images` has always counted). `review_tally_rebuild`
+    recounts everything (after a restore, or to check the triggers).
+    """
+
+    image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE, related_name="review_tally")
+    n = models.PositiveIntegerField(default=0, help_text="Live annotator answers.")
+    n_disagree = models.PositiveIntegerField(default=0, help_text="Factors the live answers do not agree on.")
+    has_consensus = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            # The audit queue's disputes, in image order; only the images still waiting for a
+            # reviewer are in it, so it stays small however many are settled.
+            models.Index(
+                fields=["image"],
+                condition=Q(n_disagree__gt=0, has_consensus=False),
+                name="tally_disputed_idx",
+            ),
+            # Candidates for automatic acceptance (full agreement, two or more answers).
+            models.Index(
+                fields=["image"],
+                condition=Q(n_disagree=0, has_consensus=False, n__gte=2),
+                name="tally_agreeing_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.image_id}: {self.n} answers, {self.n_disagree} disputed factors"
+

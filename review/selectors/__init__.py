@@ -22,6 +22,7 @@ from review.selectors.queue import (
     audit_queue,
     multi_annotated_images,
     sampled_annotations,
+    tally_recount,
 )
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "returned_annotations",
     "review_counts",
     "sampled_annotations",
+    "tally_recount",
     "timeline",
 ]

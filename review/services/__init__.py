@@ -4,6 +4,7 @@
 - adjudication: consensus of multi-annotated images (by a reviewer or automatically)
 - checks: consistency flags and what runs after a submission
 - audit: the audit trail of annotators' writes, the audit settings
+- tally: the per-image answer tallies checked against a recount (and repaired)
 - common: who may review, the reviewer's answer (catalog.answers' rules), the audit row
 
 Concurrency: every decision on an annotation locks its row (select_for_update) and compares the
@@ -18,6 +19,7 @@ from review.services.audit import audit_record_version, audit_settings_update
 from review.services.checks import consistency_check, review_after_submit, review_after_submit_many
 from review.services.common import MAX_COMMENT
 from review.services.decisions import review_accept, review_correct, review_reject
+from review.services.tally import TallyCheck, review_tally_rebuild
 
 __all__ = [
     "MAX_COMMENT",
@@ -30,6 +32,8 @@ __all__ = [
     "review_accept",
     "review_correct",
     "review_reject",
+    "review_tally_rebuild",
+    "TallyCheck",
     "review_after_submit",
     "review_after_submit_many",
     "state_token",

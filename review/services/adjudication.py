@@ -182,7 +182,7 @@ def adjudication_auto_accept(*, image_ids: Iterable[int] | None = None) -> int:
     settings_ = AuditSettings.current()
     if not settings_.auto_accept_full_agreement:
         return 0
-    candidates = selectors.multi_annotated_images(image_ids=image_ids).filter(disagree=False)
+    candidates = selectors.multi_annotated_images(image_ids=image_ids).filter(n_disagree=0)
     settled = 0
     for image_id in candidates.values_list("image_id", flat=True):
         with transaction.atomic():

@@ -1,8 +1,9 @@
 """A 60,000-image campaign costs what a 3,000-image one does (issue 14).
 
-At 3,000 and 60,000 images, empty and half annotated: the queries next, submit and the form
-make are the same in number, and PostgreSQL's plans read the partial open-items index and the
-per-annotator indexes; no sequential scan of items, leases or annotations. The campaign's
+At 3,000 and 60,000 images, empty and half annotated: the queries next, submit, the form, the
+review queue and the quality dashboard make are the same in number, and PostgreSQL's plans
+read the partial open-items index, the per-annotator indexes and the review tallies' indexes;
+no sequential scan of items, leases, annotations or tallies. The campaign's
 stored counters equal a recount after concurrent submits, skips, lease expiry and revisions.
 """
 
@@ -44,6 +45,7 @@ from catalog.models import Annotation, AnnotationVersion, Dataset, Image, ImageC
 from infra.bulkcopy import bulk_insert
 from infra.roles import Role
 from prototypes.models import RunStatus
+from review.models import AuditSettings
 from tests.annotator.conftest import answer
 from tests.conftest import client_for
 
@@ -79,9 +81,11 @@ def _fill_half(campaign: Campaign, django_user_model) -> None:
     item_t, asg_t = CampaignItem._meta.db_table, Assignment._meta.db_table
     ann_t, ver_t = Annotation._meta.db_table, AnnotationVersion._meta.db_table
     flags = ", ".join(FACTOR_KEYS)
-    values = ", ".join("true" if k == "pose" else "false" for k in FACTOR_KEYS)
     with connection.cursor() as cur:
         for k, f in enumerate(fillers):
+            # The third copy (overlap items) also ticks background: every overlap image is disputed.
+            ticked = {"pose", "background"} if k == 2 else {"pose"}
+            values = ", ".join("true" if key in ticked else "false" for key in FACTOR_KEYS)
             where = "ci.campaign_id = %s AND ci.position < %s AND ci.planned > %s"
             cur.execute(
                 f"INSERT INTO {ann_t} (image_id, source, annotator_id, source_release, nothing_differs, justification,"
@@ -150,7 +154,7 @@ def _assert_indexed(nodes: list[dict], *, uses: set[str]) -> None:
     does not grow)."""
     seq = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
     big = [t for t in seq if t == CampaignItem._meta.db_table or _rows(t) >= 1000]
-    assert not big, f"sequential scan of {big}"
+    assert not big, f"sequential scan of {big}: {[(n['Node Type'], n.get('Relation Name'), n.get('Index Name'), n.get('Filter'), n.get('Plan Rows')) for n in nodes]}"
     used = {n.get("Index Name") for n in nodes if "Index Name" in n}
     assert not uses or any(u.startswith(p) for u in used for p in uses), f"plan reads {used}, expected {uses}"
 
@@ -213,11 +217,57 @@ def _costs(campaign: Campaign, user) -> tuple[dict[str, int], dict[str, list[dic
     return counts, plans
 
 
+def _orm_plan(qs) -> list[dict]:
+    plan = json.loads(qs.explain(format="json"))
+    out, todo = [], [plan[0]["Plan"]]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        todo.extend(node.get("Plans", []))
+    return out
+
+
+def _review_costs(reviewer) -> tuple[dict[str, int], dict[str, list[dict]]]:
+    """Queries of the review queue page, of its sample walk and of the quality dashboard (its
+    stored report: the worker's refresh runs first, as it would have), and the plans of the
+    queue's dispute and sample reads."""
+    from review import selectors as rsel
+    from review import services as rsvc
+    from review.selectors.queue import _sample_page, sample_walk_rows
+
+    counts = {}
+    page = client_for(reviewer)
+    with CaptureQueriesContext(connection) as q:
+        assert page.get(reverse("review:queue")).status_code == 200
+    counts["review_queue"] = len(q)
+    with CaptureQueriesContext(connection) as q:
+        picked = _sample_page(reviewer=reviewer, dataset_id=None, limit=100, skip_images=set())
+    counts["review_sample"] = len(q)
+    counts["review_sample_n"] = len(picked)
+    rsvc.quality_report_refresh(key="")
+    with CaptureQueriesContext(connection) as q:
+        assert page.get(reverse("review:quality")).status_code == 200
+    counts["quality"] = len(q)
+    own = Annotation.objects.filter(annotator=reviewer).values("image_id")
+    plans = {
+        "disputes": _orm_plan(
+            rsel.multi_annotated_images(complete_only=False).filter(n_disagree__gt=0).exclude(image_id__in=own)[:100]
+        ),
+        "sample": _orm_plan(
+            sample_walk_rows(reviewer=reviewer, dataset_id=None)[:500]
+        ),
+    }
+    return counts, plans
+
+
 @pytest.mark.slow
 def test_queries_and_plans_are_the_same_at_3000_and_60000_images_empty_and_half_done(db, django_user_model):
     if not settings.IS_POSTGRES:
         pytest.skip("plans are PostgreSQL's")
     group = Group.objects.get_or_create(name=Role.ANNOTATOR)[0]
+    AuditSettings.current()  # its row exists in service (the first call writes it)
+    reviewer = django_user_model.objects.create(username="scale_reviewer")
+    reviewer.groups.add(Group.objects.get_or_create(name=Role.REVIEWER)[0])
     seen = {}
     for n in (3000, 60000):
         campaign = _big_campaign(n, f"s{n}")
@@ -249,9 +299,29 @@ def test_queries_and_plans_are_the_same_at_3000_and_60000_images_empty_and_half_
                 _assert_indexed(plans["next"], uses={"assignment_user_idx", "annotator_assignment_annotator_id"})
                 used = {n.get("Index Name") for n in plans["next"] if "Index Name" in n}
                 assert f"{Assignment._meta.db_table}_pkey" not in used, used
+            # The review queue reads the tallies (disputes through their partial index) and walks
+            # the waiting answers oldest first through theirs; the dashboard its stored report.
+            review_counts, review_plans = _review_costs(reviewer)
+            # (empty, both tables are near-empty and rightly read whole)
+            half = fill == "half"
+            _assert_indexed(review_plans["disputes"], uses={"tally_disputed_idx"} if half else set())
+            _assert_indexed(review_plans["sample"], uses={"annotation_awaiting_review_idx"} if half else set())
+            assert review_counts["review_sample_n"] == (100 if half else 0), review_counts
+            counts.update(review_counts)
             # Progress comes from the campaign's stored counters: no query sums the items.
             seen[(n, fill)] = counts
-    assert seen[(3000, "empty")] == seen[(60000, "empty")] == seen[(3000, "half")] == seen[(60000, "half")], seen
+        # The review queue spans datasets: the next size starts without this one's answers.
+        with connection.cursor() as cur:
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # settle the deferred foreign-key checks first
+            cur.execute("TRUNCATE catalog_annotation, review_imagetally, review_qualitysnapshot CASCADE")
+            cur.execute("SET CONSTRAINTS ALL DEFERRED")
+    # The annotator's requests: the same queries at every size and fill. The review pages: the
+    # same at both sizes for a fill (an empty queue makes fewer than a full one).
+    annotator_keys = ("next", "form", "submit")
+    by_size = {k: {key: v for key, v in c.items() if key in annotator_keys} for k, c in seen.items()}
+    assert len({tuple(sorted(c.items())) for c in by_size.values()}) == 1, seen
+    for fill in ("empty", "half"):
+        assert seen[(3000, fill)] == seen[(60000, fill)], seen
     campaign = Campaign.objects.get(name="s60000")
     assert campaign.n_done == sum(CampaignItem.objects.filter(campaign=campaign).values_list("n_done", flat=True))
 
@@ -319,8 +389,9 @@ def test_counters_equal_recounts_after_concurrent_submits_and_skips(transactiona
                     return
                 if (j + k) % 5 == 0:
                     assignment_skip(assignment_id=a.pk, user=user, reason="skip")
-                else:
-                    annotation_submit(assignment_id=a.pk, user=user, answer=answer())
+                else:  # answers differ between annotators: disputed images, tallied at once
+                    ticked = ["pose"] if k % 2 else ["color"]
+                    annotation_submit(assignment_id=a.pk, user=user, answer=answer(factors=ticked))
         except Exception as exc:  # collected: the assertion below names it
             errors.append(repr(exc))
         finally:
@@ -336,3 +407,9 @@ def test_counters_equal_recounts_after_concurrent_submits_and_skips(transactiona
     assert selectors.campaign_progress(campaign=Campaign.objects.get(pk=campaign.pk))["done"] == (
         Annotation.objects.filter(source="user").count()
     )
+    # The review app's per-image tallies (kept by triggers) equal a recount too.
+    from review import services as review_services
+    from review.models import ImageTally
+
+    assert review_services.review_tally_rebuild(repair=False).n_wrong == 0
+    assert ImageTally.objects.filter(n_disagree__gt=0).exists()
