@@ -267,6 +267,9 @@ CURATION_CHUNK_THROTTLE_S = env_float("CURATION_CHUNK_THROTTLE_S", 0.0)
 # The review app's consistency check after each submit (a Celery task queued on commit); the
 # annotation load benchmark turns it off to measure the queue alone.
 REVIEW_CHECKS_ON_SUBMIT = env_bool("REVIEW_CHECKS_ON_SUBMIT", True)
+# The quality dashboard shows a stored report and asks a worker for a new one when the data
+# changed; at most once per this many seconds per filter (a report takes seconds at ImageNet size).
+QUALITY_REPORT_REFRESH_SECONDS = env_int("QUALITY_REPORT_REFRESH_SECONDS", 30)
 # Releases: where built releases live, rows streamed per chunk while building, and after how
 # many seconds without a heartbeat a `building` release counts as abandoned (may be rebuilt).
 EXPORTS_ROOT = env_str("EXPORTS_ROOT") or None  # None: MEDIA_ROOT/releases, read when used

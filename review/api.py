@@ -266,12 +266,17 @@ class QualityApi(APIView):
     @extend_schema(
         responses=OpenApiTypes.OBJECT,
         summary="Agreement per factor, per meta-label and per annotator (the dashboard's numbers)",
+        description=(
+            "The stored report of this filter (computed by a worker), with `computed_at`, `compute_seconds` and "
+            "`stale`: true when answers, decisions or gold answers changed since; a newer report is then being "
+            "computed (ask again in a moment)."
+        ),
     )
     def get(self, request):
         form = QualityFilterForm(request.query_params or None)
         if form.is_bound and not form.is_valid():
             raise DomainError("Invalid filter.", details=form.errors.get_json_data())
-        return Response(selectors.quality_report(form.to_filter()))
+        return Response(services.quality_report_current(form.to_filter()).as_json())
 
 
 class ReturnedApi(APIView):

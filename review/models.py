@@ -247,3 +247,23 @@ class ImageTally(_ImageTallyFactors):
     def __str__(self) -> str:
         return f"image {self.image_id}: {self.n} answers, {self.n_disagree} disputed factors"
 
+
+class QualitySnapshot(models.Model):
+    """A computed quality report, kept so that the dashboard opens in constant time.
+
+    One row per filter (`key`). The report is computed by a worker (review.quality_report_refresh)
+    from every answer, which takes seconds at ImageNet size; the dashboard shows the stored one
+    with its age and asks for a new one when answers or decisions changed since (`watermark`).
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    report = models.JSONField()
+    # What the report was computed from: the newest AnnotationVersion id and ReviewDecision id
+    # (every annotation write appends a version; both are primary-key lookups).
+    watermark = models.CharField(max_length=64)
+    computed_at = models.DateTimeField()
+    seconds = models.FloatField(help_text="How long the computation took.")
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"quality report {self.key or '(all)'} at {self.computed_at:%Y-%m-%d %H:%M}"

@@ -29,6 +29,14 @@ def review_after_submit_drain(self, name: str = AFTER_SUBMIT) -> int:
     return done
 
 
+@shared_task(name="review.quality_report_refresh", ignore_result=True)
+def quality_report_refresh(key: str) -> None:
+    """A new quality report for one dashboard filter (review.services.quality)."""
+    from review import services
+
+    services.quality_report_refresh(key=key)
+
+
 @worker_ready.connect
 def _drain_what_a_dead_worker_left(**_kwargs) -> None:
     from infra.enqueue import coalesced_kick

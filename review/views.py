@@ -212,13 +212,15 @@ def quality(request: HttpRequest) -> HttpResponse:
     form = QualityFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
         messages.error(request, "Filters ignored: " + _form_errors(form))
-    report = selectors.quality_report(form.to_filter())
+    stored = services.quality_report_current(form.to_filter())
+    report = stored.report
     return render(
         request,
         "review/quality.html",
         {
             "form": form,
             "report": report,
+            "stored": stored,
             "query": request.GET.urlencode(),
             "bars": charts.factor_bars(report["factors"]),
             "scatter": charts.agreement_speed_scatter(report["annotators"]),
@@ -231,7 +233,7 @@ def quality(request: HttpRequest) -> HttpResponse:
 @role_required(*REVIEW_ROLES)
 def quality_csv(request: HttpRequest) -> HttpResponse:
     form = QualityFilterForm(request.GET or None)
-    report = selectors.quality_report(form.to_filter())
+    report = services.quality_report_current(form.to_filter()).report
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="quality-{dt.date.today():%Y%m%d}.csv"'
     quality_csv_write(response, report)

@@ -4,6 +4,7 @@
 - adjudication: consensus of multi-annotated images (by a reviewer or automatically)
 - checks: consistency flags and what runs after a submission
 - audit: the audit trail of annotators' writes, the audit settings
+- quality: the quality report kept computed for the dashboard
 - tally: the per-image answer tallies checked against a recount (and repaired)
 - common: who may review, the reviewer's answer (catalog.answers' rules), the audit row
 
@@ -19,6 +20,7 @@ from review.services.audit import audit_record_version, audit_settings_update
 from review.services.checks import consistency_check, review_after_submit, review_after_submit_many
 from review.services.common import MAX_COMMENT
 from review.services.decisions import review_accept, review_correct, review_reject
+from review.services.quality import StoredReport, quality_report_current, quality_report_refresh
 from review.services.tally import TallyCheck, review_tally_rebuild
 
 __all__ = [
@@ -33,6 +35,9 @@ __all__ = [
     "review_correct",
     "review_reject",
     "review_tally_rebuild",
+    "quality_report_current",
+    "quality_report_refresh",
+    "StoredReport",
     "TallyCheck",
     "review_after_submit",
     "review_after_submit_many",
