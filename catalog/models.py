@@ -89,7 +89,16 @@ class Image(models.Model):
                 name="unreadable_image_has_reason",
             ),
         ]
-        indexes = [models.Index(fields=["dataset", "split", "image_class"])]
+        indexes = [
+            models.Index(fields=["dataset", "split", "image_class"]),
+            # The queue's stand-in prototypes while a dataset has no prototype run: the first
+            # images of the class by name (prototypes.selectors), k rows read, not the class.
+            models.Index(
+                fields=["image_class", "file_name"],
+                condition=Q(readable=True) & ~Q(relpath=""),
+                name="image_stand_in_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.file_name
