@@ -45,6 +45,7 @@ from catalog.models import Annotation, AnnotationVersion, Dataset, Image, ImageC
 from infra.bulkcopy import bulk_insert
 from infra.roles import Role
 from prototypes.models import RunStatus
+from prototypes.selectors import _STAND_IN_IDS_SQL
 from review.models import AuditSettings
 from tests.annotator.conftest import answer
 from tests.conftest import client_for
@@ -132,6 +133,11 @@ def _plan_nodes(sql: str, params: list) -> list[dict]:
             plan = cur.fetchone()[0]
         finally:
             cur.execute("DEALLOCATE fov_plan")
+    return _flatten(plan)
+
+
+def _flatten(plan) -> list[dict]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan (text or parsed)."""
     if isinstance(plan, str):
         plan = json.loads(plan)
     out, todo = [], [plan[0]["Plan"]]
@@ -154,7 +160,9 @@ def _assert_indexed(nodes: list[dict], *, uses: set[str]) -> None:
     does not grow)."""
     seq = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
     big = [t for t in seq if t == CampaignItem._meta.db_table or _rows(t) >= 1000]
-    assert not big, f"sequential scan of {big}: {[(n['Node Type'], n.get('Relation Name'), n.get('Index Name'), n.get('Filter'), n.get('Plan Rows')) for n in nodes]}"
+    assert not big, (
+        f"sequential scan of {big}: {[(n['Node Type'], n.get('Relation Name'), n.get('Index Name'), n.get('Filter'), n.get('Plan Rows')) for n in nodes]}"
+    )
     used = {n.get("Index Name") for n in nodes if "Index Name" in n}
     assert not uses or any(u.startswith(p) for u in used for p in uses), f"plan reads {used}, expected {uses}"
 
@@ -202,6 +210,7 @@ def _costs(campaign: Campaign, user) -> tuple[dict[str, int], dict[str, list[dic
     ]
     live = live_lease_params(now, connection)
     item_id = CampaignItem.objects.filter(campaign=campaign).values_list("pk", flat=True).first()
+    image = Image.objects.get(pk=Assignment.objects.get(pk=aid).image_id)
     plans = {
         "candidate": _plan_nodes(_candidate_sql(n_tried=0, skip_locked=True), params),
         # next starts from a random queue position (then wraps to the front)
@@ -213,18 +222,10 @@ def _costs(campaign: Campaign, user) -> tuple[dict[str, int], dict[str, list[dic
         "next": _plan_nodes(_NEXT_SQL, [GoldKind.QUALIFICATION.value, user.pk, user.pk, *live, user.pk, campaign.pk]),
         "recheck": _plan_nodes(_RECHECK_SQL, [AssignmentKind.WORK.value, *live, item_id]),
         "lock_assignment": _plan_nodes(_lock_assignment_sql(True), [aid, user.pk]),
+        # no prototype run here: next records the class's first images by name as stand-ins
+        "stand_in": _plan_nodes(_STAND_IN_IDS_SQL, [image.image_class_id, image.pk, 3]),
     }
     return counts, plans
-
-
-def _orm_plan(qs) -> list[dict]:
-    plan = json.loads(qs.explain(format="json"))
-    out, todo = [], [plan[0]["Plan"]]
-    while todo:
-        node = todo.pop()
-        out.append(node)
-        todo.extend(node.get("Plans", []))
-    return out
 
 
 def _review_costs(reviewer) -> tuple[dict[str, int], dict[str, list[dict]]]:
@@ -250,12 +251,13 @@ def _review_costs(reviewer) -> tuple[dict[str, int], dict[str, list[dict]]]:
     counts["quality"] = len(q)
     own = Annotation.objects.filter(annotator=reviewer).values("image_id")
     plans = {
-        "disputes": _orm_plan(
-            rsel.multi_annotated_images(complete_only=False).filter(n_disagree__gt=0).exclude(image_id__in=own)[:100]
+        "disputes": _flatten(
+            rsel.multi_annotated_images(complete_only=False)
+            .filter(n_disagree__gt=0)
+            .exclude(image_id__in=own)[:100]
+            .explain(format="json")
         ),
-        "sample": _orm_plan(
-            sample_walk_rows(reviewer=reviewer, dataset_id=None)[:500]
-        ),
+        "sample": _flatten(sample_walk_rows(reviewer=reviewer, dataset_id=None)[:500].explain(format="json")),
     }
     return counts, plans
 
@@ -281,6 +283,7 @@ def test_queries_and_plans_are_the_same_at_3000_and_60000_images_empty_and_half_
             counts, plans = _costs(Campaign.objects.get(pk=campaign.pk), user)
             _assert_indexed(plans["candidate"], uses={"item_open_order_idx"})
             _assert_indexed(plans["candidate_from"], uses={"item_open_order_idx"})
+            _assert_indexed(plans["stand_in"], uses={"image_stand_in_idx"})
             _assert_probes_per_candidate(plans["candidate"])
             _assert_probes_per_candidate(plans["candidate_from"])
             # The leases table is near-empty before the fill (read whole, rightly); half done, it

@@ -79,6 +79,11 @@ def test_tallies_equal_a_recount_after_every_kind_of_write(
     Annotation.objects.filter(image=imgs[2]).delete()
     Annotation.objects.create(image=imgs[3], source=AnnotationSource.IMPORTED, source_release="r", pose=True)
     _assert_tallies_match()
+    # an answer moved to another image (a repair by hand): counted out of one, into the other
+    moved = Annotation.objects.create(image=imgs[4], annotator=annotator, color=True)
+    Annotation.objects.filter(pk=moved.pk).update(image=imgs[5])
+    _assert_tallies_match()
+    assert ImageTally.objects.get(image=imgs[4]).n == 0 and ImageTally.objects.get(image=imgs[5]).color_yes == 1
     assert ImageTally.objects.get(image=imgs[1]).n_disagree == 1
     assert ImageTally.objects.get(image=imgs[2]).n == 0
     assert not ImageTally.objects.filter(image=imgs[3]).exists()
