@@ -81,8 +81,10 @@ def test_a_stale_report_is_shown_at_once_and_a_worker_brings_the_new_one(
 ):
     settings.QUALITY_REPORT_REFRESH_SECONDS = 3600
     imgs = make_images(tmp_path / "w", 6)
+    # Different answers: the worker's after-submit checks must not settle the image (a
+    # consensus would move the watermark under the first view).
     answer(imgs[0], annotator, ["pose"])
-    answer(imgs[0], other_annotator, ["pose"])
+    answer(imgs[0], other_annotator, ["color"])
     api = client_for(reviewer)
     first = api.get("/api/review/quality/").json()
     assert first["n_answers"] == 2 and first["stale"] is False and first["computed_at"]
