@@ -101,21 +101,11 @@ FORWARD = [
 ]
 
 
-def _backward() -> list[str]:
-    previous = importlib.import_module("review.migrations.0005_image_tally_triggers")
-    return [previous.POSTGRES[0], previous.POSTGRES[1]]  # review_tally_image and the recounting trigger
-
-
-class PostgresOnlyRunSQL(migrations.RunSQL):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+# 0005 defines the recounting functions this replaces (the way back) and the vendor-keyed RunSQL.
+_previous = importlib.import_module("review.migrations.0005_image_tally_triggers")
+BACKWARD = [_previous.POSTGRES[0], _previous.POSTGRES[1]]  # review_tally_image and the recounting trigger
 
 
 class Migration(migrations.Migration):
     dependencies = [("review", "0006_quality_snapshot")]
-    operations = [PostgresOnlyRunSQL(sql=FORWARD, reverse_sql=_backward())]
+    operations = [_previous.VendorRunSQL({"postgresql": (FORWARD, BACKWARD)})]
