@@ -503,8 +503,8 @@ def _profile(base_url: str, tokens: list[str], campaign: int, n: int) -> dict:
             out[key] = out.get(key, 0.0) + tt
         return {k: round(v * 1000 / requests, 3) for k, v in sorted(out.items(), key=lambda kv: -kv[1])[:14]}
 
-    def top(stats: pstats.Stats, requests: int) -> list:
-        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:20]
+    def top(stats: pstats.Stats, requests: int, by: int = 2, n: int = 20) -> list:
+        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][by])[:n]
         return [
             {
                 "function": f"{file.replace(str(REPO) + '/', '').split('site-packages/')[-1]}:{line}({fn})",
@@ -563,6 +563,8 @@ def _profile(base_url: str, tokens: list[str], campaign: int, n: int) -> dict:
             "sql_wall_ms_per_request": round(sql["s"] * 1000 / max(1, requests_done), 3),
             "own_time_by_package_ms_per_request": buckets(stats, max(1, requests_done)),
             "top_functions_by_own_time": top(stats, max(1, requests_done)),
+            # what each layer costs with what it calls (the request's handler, DRF, the services)
+            "top_functions_by_cumulative_time": top(stats, max(1, requests_done), by=3, n=60),
         }
     out["note"] = (
         "cProfile inflates Python time (about 2x); compare the shares, not the absolute numbers, "

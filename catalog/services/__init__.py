@@ -8,7 +8,11 @@
 Functions are named `<entity>_<verb>`, keyword-only, typed and transactional.
 """
 
-from catalog.services.annotations import annotation_version_append, annotation_versions_import
+from catalog.services.annotations import (
+    annotation_create_statement,
+    annotation_version_append,
+    annotation_versions_import,
+)
 from catalog.services.demo import DEMO_SLUG, DemoBuildResult, demo_dataset_build
 from catalog.services.ingest import IngestError, IngestResult, images_ingest
 from catalog.services.release import BULK_BATCH, IMAGENET_X_SLUG, ImportResult, ReleaseImportError, imagenet_x_import
@@ -25,6 +29,7 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "ReleaseImportError",
+    "annotation_create_statement",
     "annotation_version_append",
     "annotation_versions_import",
     "demo_dataset_build",

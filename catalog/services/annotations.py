@@ -8,6 +8,7 @@ append its version" is written once. AnnotationVersion is append-only (catalog.m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from catalog.models import Annotation, AnnotationVersion
 from infra import sql
@@ -32,6 +33,43 @@ def annotation_version_append(*, annotation: Annotation, author, reason: str) ->
         AnnotationVersion(
             annotation=annotation, version=annotation.version, data=annotation.snapshot(), author=author, reason=reason
         )
+    )
+
+
+@dataclass
+class AnnotationCreateStatement:
+    """annotation_version_append() for a new annotation, as two members of a caller's
+    data-modifying WITH (PostgreSQL only): `ann` (the annotation) and `ver` (version 1), written
+    once per row of the caller's member `guard` (none when it returns no row). The caller adds
+    its own members (they may read `ann.id`), selects `ann.id, ver.id`, runs the statement, then
+    calls done() with them: the instances get their keys and the same signals as
+    annotation_version_append sends (review's audit trail)."""
+
+    members: str
+    params: list
+    annotation: Annotation
+    version: AnnotationVersion
+
+    def done(self, annotation_id: int, version_id: int) -> AnnotationVersion:
+        sql.inserted(self.annotation, annotation_id)
+        self.version.annotation = self.annotation
+        return sql.inserted(self.version, version_id)
+
+
+def annotation_create_statement(
+    *, annotation: Annotation, author, reason: str, guard: str
+) -> AnnotationCreateStatement:
+    if not annotation._state.adding:
+        raise ValueError("annotation_create_statement writes new annotations only")
+    annotation.version = 1
+    ann_sql, ann_params = sql.insert_from(annotation, source=guard, columns={})
+    version = AnnotationVersion(version=1, data=annotation.snapshot(), author=author, reason=reason)
+    ver_sql, ver_params = sql.insert_from(version, source="ann", columns={"annotation_id": "ann.id"})
+    return AnnotationCreateStatement(
+        members=f"ann AS ({ann_sql}), ver AS ({ver_sql})",
+        params=[*ann_params, *ver_params],
+        annotation=annotation,
+        version=version,
     )
 
 

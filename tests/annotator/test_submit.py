@@ -59,6 +59,64 @@ def test_submit_creates_annotation_and_first_version(campaign, annotator):
 
 
 @pytest.mark.embedded
+def test_submit_writes_the_answer_its_version_the_audit_row_the_lease_and_both_counters(campaign, annotator):
+    """On PostgreSQL these are one statement (a data-modifying WITH); on SQLite five: the same rows."""
+    from annotator.models import Assignment, AssignmentStatus, Campaign, CampaignItem
+    from review.models import AuditAction, AuditEvent
+
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    result = annotation_submit(
+        assignment_id=a.pk,
+        user=annotator,
+        answer=answer(factors=["color", "pose"], main_factor="color", justification="red, not grey", one_word="red"),
+    )
+    ann = Annotation.objects.get()
+    assert result.annotation.pk == ann.pk and result.annotation.version == 1 and not result.replayed
+    assert (ann.image_id, ann.annotator_id, ann.source, ann.status) == (a.image_id, annotator.pk, "user", "submitted")
+    assert (ann.selected_factors, ann.main_factor, ann.justification, ann.one_word) == (
+        ["pose", "color"],
+        "color",
+        "red, not grey",
+        "red",
+    )
+    assert ann.time_on_task_ms is not None and ann.created_at is not None and ann.version == 1
+    v = AnnotationVersion.objects.get()
+    assert (v.annotation_id, v.version, v.author_id, v.reason) == (ann.pk, 1, annotator.pk, "create")
+    assert v.data == ann.snapshot() and v.created_at is not None
+    event = AuditEvent.objects.get()
+    assert (event.annotation_id, event.image_id, event.actor_id, event.action) == (
+        ann.pk,
+        ann.image_id,
+        annotator.pk,
+        AuditAction.CREATE,
+    )
+    assert event.after == v.data and event.before is None
+    lease = Assignment.objects.get(pk=a.pk)
+    assert (lease.status, lease.annotation_id) == (AssignmentStatus.SUBMITTED, ann.pk) and lease.submitted_at
+    assert CampaignItem.objects.get(pk=a.item_id).n_done == 1
+    assert Campaign.objects.get(pk=campaign.pk).n_done == 1
+
+
+@pytest.mark.embedded
+def test_a_submit_for_an_item_already_full_writes_nothing(campaign, annotator):
+    """The item's guarded counter is the condition of every write: when it finds the item full
+    (counters repaired by hand while a lease was out, say) nothing at all is saved."""
+    from annotator.models import Assignment, AssignmentStatus, Campaign, CampaignItem
+    from review.models import AuditEvent
+
+    a = assignment_next(campaign_id=campaign.id, user=annotator)
+    CampaignItem.objects.filter(pk=a.item_id).update(n_done=1, planned=1)
+    with pytest.raises(Conflict) as exc:
+        annotation_submit(assignment_id=a.pk, user=annotator, answer=answer())
+    assert exc.value.code == "item_full"
+    assert not Annotation.objects.exists() and not AnnotationVersion.objects.exists()
+    assert not AuditEvent.objects.exists()
+    assert Assignment.objects.get(pk=a.pk).status == AssignmentStatus.LEASED
+    assert Campaign.objects.get(pk=campaign.pk).n_done == 0
+    assert CampaignItem.objects.get(pk=a.item_id).n_done == 1
+
+
+@pytest.mark.embedded
 def test_second_submit_of_the_same_assignment_is_refused(campaign, annotator):
     a = assignment_next(campaign_id=campaign.id, user=annotator)
     annotation_submit(assignment_id=a.pk, user=annotator, answer=answer())
