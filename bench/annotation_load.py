@@ -580,15 +580,17 @@ def _signed_in(session_key: str) -> requests.Session:
     return s
 
 
-def _form_render(base: str, session_key: str, token: str, campaign: int, n: int) -> list[float]:
-    """Median time of GET on the form page, one client (the page an annotator waits for)."""
+def _form_render(base: str, session_key: str, token: str, campaign: int, n: int) -> tuple[list[float], dict]:
+    """Times of GET on the form page, one client (the page an annotator waits for), and the
+    lease's payload (its image URLs are the thumbnails the pages phase opens)."""
     api = requests.Session()
     api.headers["Authorization"] = f"Token {token}"
     r = api.post(f"{base}/api/annotate/campaigns/{campaign}/next")
     if r.status_code != 200:  # the run emptied the queue (a small campaign, a long run)
         print(f"form page not measured: next answered {r.status_code}", file=sys.stderr)
-        return []
-    aid = r.json()["id"]
+        return [], {}
+    r_next = r.json()
+    aid = r_next["id"]
     s = _signed_in(session_key)
     lat = []
     for _ in range(n):
@@ -598,8 +600,8 @@ def _form_render(base: str, session_key: str, token: str, campaign: int, n: int)
         if r.status_code != 200 or "answer-form" not in r.text:
             # Reported, not fatal: the load figures of the run stand without the form's.
             print(f"form page answered {r.status_code} without the form: {r.url}", file=sys.stderr)
-            return []
-    return lat
+            return [], {}
+    return lat, r_next
 
 
 PAGES = {
@@ -612,14 +614,20 @@ PAGES = {
 }
 
 
-def _pages(base: str, sessions: dict[str, str], campaign: int, n: int, meter_factory) -> dict:
+def _pages(base: str, sessions: dict[str, str], campaign: int, n: int, meter_factory, lease: dict) -> dict:
     """Server CPU and median latency of GET on the pages people open besides the form (an
     annotator's home, a maintainer's campaign pages, review queue and quality dashboard), one
-    client, `n` times each after one untimed request. Thumbnails are left out: the bench's
-    images are rows without files."""
+    client, `n` times each after one untimed request; and the form's thumbnails (the sample
+    and its prototypes as the form user's lease lists them). The bench's images are rows
+    without files, so a thumbnail answers the "file missing" picture: what it measures is the
+    lookup and the annotator's permission check, the part that could grow with a campaign
+    (a thumbnail itself is a cached file, the same at any size)."""
     clients = {who: _signed_in(key) for who, key in sessions.items()}
     out = {}
-    for name, (path, must, who) in PAGES.items():
+    pages = dict(PAGES)
+    for k, ref in enumerate([lease["image"], *lease["prototypes"]] if lease else []):
+        pages[f"thumbnail_{'sample' if k == 0 else f'prototype{k}'}"] = (ref["thumb_url"], "", "annotator")
+    for name, (path, must, who) in pages.items():
         s, url = clients[who], base + path.format(c=campaign)
         r = s.get(url)
         if r.status_code != 200 or (must and must not in r.text):
@@ -761,7 +769,7 @@ def main() -> None:
         meter = _CpuMeter(server.pid, args.database_url)
         run = _drive(base, data["tokens"], data["campaign"], args.seconds)
         run_cpu = meter.stop(run["requests"])
-        form = _form_render(base, data["session"], data["form_token"], data["campaign"], 60)
+        form, form_lease = _form_render(base, data["session"], data["form_token"], data["campaign"], 60)
         pages = (
             _pages(
                 base,
@@ -769,6 +777,7 @@ def main() -> None:
                 data["campaign"],
                 args.pages,
                 lambda: _CpuMeter(server.pid, args.database_url),
+                form_lease,
             )
             if args.pages
             else None
