@@ -278,6 +278,29 @@ class Qualification(models.Model):
         ]
 
 
+class AnnotatorCounter(models.Model):
+    """An annotator's submitted work in a campaign, stored (the form's "done" counter).
+
+    Counting the annotator's submitted leases on every `next` and form render read one index
+    entry per answer: 7 ms of PostgreSQL for an annotator with 30,000 answers, growing with
+    everything the annotator did. Incremented in the submit's transaction, with the campaign's
+    and the item's counters (services.submissions, the only place work is counted);
+    campaign_counters_recount rebuilds it from the leases.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="annotator_counters")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    n_done = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "annotator"], name="annotator_counter_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} in campaign {self.campaign_id}: {self.n_done}"
+
+
 def known_factor_list(value: object) -> list[str]:
     """Normalise Image.known_factors (a list of keys or a {key: bool} dict) to keys in form order."""
     if isinstance(value, dict):

@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.db.models import Avg, QuerySet
 
 from annotator.models import (
+    AnnotatorCounter,
     Assignment,
     AssignmentKind,
-    AssignmentStatus,
     Campaign,
     CampaignStatus,
     GoldKind,
@@ -54,7 +54,7 @@ def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
 
 
 def annotator_progress(*, campaign: Campaign, user) -> dict[str, int]:
-    """What the form's counter shows: the annotator's own submitted work (one index count) and
+    """What the form's counter shows: the annotator's own submitted work (its stored counter) and
     the campaign's remaining planned annotations (its stored counters, as fresh as `campaign`).
 
     A prepared statement (infra.sql): it runs on every `next` and every form render. The queue's
@@ -67,10 +67,10 @@ def annotator_progress(*, campaign: Campaign, user) -> dict[str, int]:
     return {"done": int(mine), "remaining": campaign.n_planned - campaign.n_done, "planned": campaign.n_planned}
 
 
-# The annotator's submitted work leases in a campaign (the assignment_user_idx index).
+# The annotator's submitted work in a campaign: its stored counter (AnnotatorCounter).
 ANNOTATOR_DONE_SQL = (
-    f"SELECT COUNT(*) FROM {Assignment._meta.db_table} WHERE annotator_id = %s AND campaign_id = %s"
-    f" AND status = '{AssignmentStatus.SUBMITTED.value}' AND kind = '{AssignmentKind.WORK.value}'"
+    f"SELECT COALESCE((SELECT n_done FROM {AnnotatorCounter._meta.db_table}"
+    " WHERE annotator_id = %s AND campaign_id = %s), 0)"
 )
 
 

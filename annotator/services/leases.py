@@ -17,6 +17,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from annotator.models import (
+    AnnotatorCounter,
     Assignment,
     AssignmentKind,
     AssignmentStatus,
@@ -250,8 +251,8 @@ _NEXT_SQL = (
     # primary key of every lease in id order to find the user's (all of them when none is held).
     f" AND {live_lease_sql('a')} ORDER BY a.expires_at, a.id LIMIT 1),"
     # The user's own submitted work (the form's counter; selectors.annotator_progress).
-    f" (SELECT COUNT(*) FROM {Assignment._meta.db_table} d WHERE d.annotator_id = %s AND d.campaign_id = c.id"
-    f" AND d.status = '{AssignmentStatus.SUBMITTED.value}' AND d.kind = '{AssignmentKind.WORK.value}')"
+    f" COALESCE((SELECT d.n_done FROM {AnnotatorCounter._meta.db_table} d"
+    " WHERE d.annotator_id = %s AND d.campaign_id = c.id), 0)"
     f" FROM {Campaign._meta.db_table} c WHERE c.id = %s"
 )
 

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotator.models import (
+    AnnotatorCounter,
     Assignment,
     AssignmentKind,
     AssignmentStatus,
@@ -166,10 +167,13 @@ def _submit_work(*, assignment: Assignment, user, answer: Answer, now: datetime,
             raise Conflict(_ITEM_FULL, code="item_full")
         annotation_version_append(annotation=annotation, author=user, reason="create")
         sql.execute(_SUBMITTED_SQL, [assignment.status, now, annotation.pk, assignment.pk])
-        # The campaign's stored counter, in the same transaction as the item's. Last statement
-        # on purpose: every submit of the campaign updates this one row, and its lock is held
-        # from here to the commit only.
+        # The campaign's stored counter, in the same transaction as the item's, then the
+        # annotator's. Last on purpose: every submit of the campaign updates the campaign's
+        # row, and its lock is held from here to the commit only.
         sql.execute(_COUNT_CAMPAIGN_SQL, [assignment.campaign_id])
+        sql.execute(
+            f"{_COUNT_ANNOTATOR_SQL} VALUES (%s, %s, 1) {_COUNT_ANNOTATOR_CONFLICT}", [assignment.campaign_id, user.pk]
+        )
     assignment.annotation = annotation
     return SubmitResult(assignment=assignment, annotation=annotation)
 
@@ -187,16 +191,25 @@ def _write_work_one_statement(*, assignment: Assignment, annotation: Annotation,
         f" asg AS (UPDATE {Assignment._meta.db_table} SET status = %s, submitted_at = %s, annotation_id = ann.id"
         f" FROM ann WHERE {Assignment._meta.db_table}.id = %s RETURNING 1),"
         f" camp AS (UPDATE {Campaign._meta.db_table} SET n_done = n_done + 1 FROM ann"
-        f" WHERE {Campaign._meta.db_table}.id = %s RETURNING 1)"
-        " SELECT ann.id, ver.id, (SELECT COUNT(*) FROM asg), (SELECT COUNT(*) FROM camp) FROM ann, ver",
-        [assignment.item_id, *create.params, assignment.status, now, assignment.pk, assignment.campaign_id],
+        f" WHERE {Campaign._meta.db_table}.id = %s RETURNING 1),"
+        f" mine AS ({_COUNT_ANNOTATOR_SQL} SELECT %s, %s, 1 FROM ann {_COUNT_ANNOTATOR_CONFLICT} RETURNING 1)"
+        " SELECT ann.id, ver.id, (SELECT COUNT(*) FROM asg), (SELECT COUNT(*) FROM camp), (SELECT COUNT(*) FROM mine)"
+        " FROM ann, ver",
+        [
+            assignment.item_id,
+            *create.params,
+            assignment.status,
+            now,
+            assignment.pk,
+            assignment.campaign_id,
+            assignment.campaign_id,
+            user.pk,
+        ],
     )
     if row is None:  # the item was full: nothing was written
         raise Conflict(_ITEM_FULL, code="item_full")
-    if row[2:] != (1, 1):  # cannot happen under the assignment's lock; never commit half of it
-        raise RuntimeError(
-            f"submit wrote {row[2]} leases and {row[3]} campaign counters for assignment {assignment.pk}"
-        )
+    if row[2:] != (1, 1, 1):  # cannot happen under the assignment's lock; never commit half of it
+        raise RuntimeError(f"submit wrote {row[2:]} leases, campaign and annotator counters for {assignment.pk}")
     create.done(row[0], row[1])
 
 
@@ -206,6 +219,9 @@ _SUBMITTED_SQL = (
     f"UPDATE {Assignment._meta.db_table} SET status = %s, submitted_at = %s, annotation_id = %s WHERE id = %s"
 )
 _COUNT_CAMPAIGN_SQL = f"UPDATE {Campaign._meta.db_table} SET n_done = n_done + 1 WHERE id = %s"
+_COUNTER = AnnotatorCounter._meta.db_table
+_COUNT_ANNOTATOR_SQL = f"INSERT INTO {_COUNTER} (campaign_id, annotator_id, n_done)"
+_COUNT_ANNOTATOR_CONFLICT = f"ON CONFLICT (campaign_id, annotator_id) DO UPDATE SET n_done = {_COUNTER}.n_done + 1"
 
 
 def _main_factor(answer: Answer, *, required: bool) -> str:

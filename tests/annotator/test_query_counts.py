@@ -54,8 +54,9 @@ def test_query_count_is_constant_as_the_campaign_grows(tmp_path, annotator, othe
     # lock, prototypes (the current run, then its prototypes: read once, reused for the answer), insert, progress, and the savepoint
     # pair of the test's transaction (BEGIN/COMMIT are not counted). A submit: roles, lock,
     # guarded n_done update (it takes the item's lock), annotation, version, audit trail row
-    # (review's signal), assignment update, the campaign's stored counter, savepoint pair.
-    budget = {"api_next": 11, "form": 7, "api_submit": 9, "api_mine": 2}
+    # (review's signal), assignment update, the campaign's and the annotator's stored counters,
+    # savepoint pair; on PostgreSQL the six writes but the audit row are one statement.
+    budget = {"api_next": 11, "form": 7, "api_submit": 10 if connection.vendor == "sqlite" else 6, "api_mine": 2}
     assert all(small[k] <= budget[k] for k in budget), small
 
 
