@@ -144,10 +144,17 @@ def _image_url_parts(script_prefix: str, variant: str) -> tuple[str, str]:
     return head, tail
 
 
-def _image_ref(image_id: int) -> dict:
+def _image_ref(image_id: int, lease_id: int | None = None) -> dict:
+    """An image's id and URLs; a prototype's carry the lease that shows it (`?a=`), which is
+    what the image view checks the annotator's permission by (selectors.image_visible_to)."""
     prefix = get_script_prefix()
     thumb, full = _image_url_parts(prefix, "thumb"), _image_url_parts(prefix, "full")
-    return {"id": image_id, "thumb_url": f"{thumb[0]}{image_id}{thumb[1]}", "full_url": f"{full[0]}{image_id}{full[1]}"}
+    query = f"?a={lease_id}" if lease_id is not None else ""
+    return {
+        "id": image_id,
+        "thumb_url": f"{thumb[0]}{image_id}{thumb[1]}{query}",
+        "full_url": f"{full[0]}{image_id}{full[1]}{query}",
+    }
 
 
 def assignment_payload(assignment, user) -> dict:
@@ -164,7 +171,7 @@ def assignment_payload(assignment, user) -> dict:
         "campaign": assignment.campaign_id,
         "class_name": image.image_class.name,
         "image": _image_ref(image.pk),
-        "prototypes": [_image_ref(i) for i in proto_ids],
+        "prototypes": [_image_ref(i, assignment.pk) for i in proto_ids],
         "prototype_run_id": assignment.prototype_run_id,
         "started_at": assignment.started_at,
         "expires_at": assignment.expires_at,

@@ -130,20 +130,43 @@ def held_lease(*, campaign_id: int, user, now=None) -> Assignment | None:
     )
 
 
-def image_visible_to(*, user, image: Image) -> bool:
+def image_visible_to(*, user, image: Image, lease_id: int | None = None) -> bool:
     """May this user fetch the image's pixels? Reviewers, maintainers and researchers: any image
     (they audit, or explore the curated dataset).
     An annotator: only the samples of its own assignments and the prototypes recorded on its
     assignments of that class (what its forms showed). Image ids are enumerable: without this
-    any annotator could fetch every image, gold and qualification answers included."""
+    any annotator could fetch every image, gold and qualification answers included.
+
+    `lease_id`: the assignment whose form shows the image (the form's and the API's prototype
+    URLs carry it): one primary-key read. Without it, finding the prototype among everything
+    the annotator was shown of that class reads all those leases (9 ms for an annotator with
+    30,000 answers), and each form shows three prototypes."""
     from infra.roles import Role, has_role
 
     if has_role(user, Role.REVIEWER, Role.MAINTAINER, Role.RESEARCHER):
         return True
+    if lease_id is not None:
+        row = sql.one(_LEASE_IMAGES_SQL, [lease_id, user.pk])
+        if row is not None and (row[0] == image.pk or image.pk in _id_list(row[1])):
+            return True
     own = Assignment.objects.filter(annotator=user, image__image_class_id=image.image_class_id)
     if own.filter(image_id=image.pk).exists():
         return True
     return any(image.pk in (ids or []) for ids in own.values_list("prototype_image_ids", flat=True))
+
+
+_LEASE_IMAGES_SQL = (
+    f"SELECT image_id, prototype_image_ids FROM {Assignment._meta.db_table} WHERE id = %s AND annotator_id = %s"
+)
+
+
+def _id_list(value) -> list:
+    """A JSON column read by raw SQL: decoded by psycopg on PostgreSQL, text on SQLite."""
+    if isinstance(value, str):
+        import json
+
+        value = json.loads(value)
+    return value or []
 
 
 def assignment_prototypes(*, assignment: Assignment) -> list[Image]:

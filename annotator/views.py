@@ -242,7 +242,9 @@ def image_file(request, image_id: int, size: str):
     if size not in SIZES and size != "full":
         raise Http404("Unknown size.")
     image = get_object_or_404(Image.objects.select_related("dataset"), pk=image_id)
-    if not selectors.image_visible_to(user=request.user, image=image):
+    lease = request.GET.get("a", "")
+    lease_id = int(lease) if lease.isascii() and lease.isdigit() and 0 < int(lease) < 2**63 else None
+    if not selectors.image_visible_to(user=request.user, image=image, lease_id=lease_id):
         raise Http404("No such image.")  # 404, not 403: whether an id exists is not the caller's business
     path = image.path
     try:

@@ -79,3 +79,42 @@ def test_full_image_does_not_carry_its_file_name(campaign, annotator):
     resp = client_for(annotator).get(reverse("annotator:image", args=[lease.image_id, "full"]))
     assert resp.status_code == 200 and "Content-Disposition" not in resp
     assert lease.image.file_name.encode() not in b"".join(str(v).encode() for v in resp.headers.values())
+
+
+@pytest.mark.embedded
+def test_a_prototype_url_of_a_lease_is_checked_by_that_lease_alone(campaign, annotator, other_annotator):
+    """The form's and the API's prototype URLs carry their lease (?a=): the permission check is
+    one read of that lease, whatever else the annotator was shown. Someone else's lease, or a
+    malformed one, falls back to the full check: no image is shown that was not shown to them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotator.models import Assignment
+    from annotator.services import assignment_next
+
+    lease = assignment_next(campaign_id=campaign.id, user=annotator)
+    c = client_for(annotator)
+    form = c.get(reverse("annotator:assignment", args=[lease.pk])).content.decode()
+    lease.refresh_from_db()
+    pid = lease.prototype_image_ids[0]
+    url = f"{reverse('annotator:image', args=[pid, 'thumb'])}?a={lease.pk}"
+    assert url in form  # what the form asks for
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(annotator)
+    payload = api.post(f"/api/annotate/campaigns/{campaign.id}/next").json()  # the held lease
+    assert payload["id"] == lease.pk
+    assert payload["prototypes"][0]["thumb_url"] == url
+    with CaptureQueriesContext(connection) as q:
+        assert c.get(url).status_code == 200
+    reads = [x["sql"] for x in q.captured_queries if Assignment._meta.db_table in x["sql"]]
+    assert len(reads) == 1 and "prototype_image_ids" in reads[0], reads
+
+    theirs = assignment_next(campaign_id=campaign.id, user=other_annotator)
+    other = client_for(other_annotator)
+    for bad in (lease.pk, "x", "-1", "99999999999999999999", "١٢"):
+        # a lease that is not theirs, or no lease at all: only what their own leases showed
+        shown = {theirs.image_id, *(theirs.prototype_image_ids or [])}
+        r = other.get(f"{reverse('annotator:image', args=[lease.image_id, 'thumb'])}?a={bad}")
+        assert r.status_code == (200 if lease.image_id in shown else 404), bad
