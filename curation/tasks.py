@@ -11,6 +11,7 @@ import logging
 import time
 
 from celery import chord, shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 
 from curation import figures, services, statistics  # noqa: F401  (imported here so workers pay matplotlib/scipy imports at start, not inside the first run)
@@ -68,3 +69,15 @@ def finalise(self, run_id: int) -> str:
         log.exception("curation run %s failed while finalising", run_id)
         services.curation_run_fail(run_id=run_id, reason=f"finalise failed: {type(exc).__name__}: {exc}")
         raise
+
+
+@worker_ready.connect
+def _finalise_what_a_dead_worker_left(**_kwargs) -> None:
+    """A worker that starts (a supervisor's replacement for a killed one, say) finalises the
+    runs whose chunks are all stored but that nobody finalised (curation_runs_awaiting_finalise)."""
+    try:
+        for run_id in services.curation_runs_awaiting_finalise():
+            log.warning("curation run %s has every chunk stored but is not finalised: finalising it", run_id)
+            finalise.delay(run_id)
+    except Exception:  # the database or the broker is down: the worker starts anyway
+        log.exception("could not look for curation runs awaiting finalise")

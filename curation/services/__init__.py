@@ -17,6 +17,7 @@ from curation.services.runs import (
     RunNotReady,
     curation_run_fail,
     curation_run_pending_chunks,
+    curation_runs_awaiting_finalise,
     curation_run_restart,
     curation_start,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "curation_run_execute",
     "curation_run_fail",
     "curation_run_pending_chunks",
+    "curation_runs_awaiting_finalise",
     "curation_run_restart",
     "curation_start",
     "image_class_meta_label_set",

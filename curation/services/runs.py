@@ -142,6 +142,20 @@ def curation_start(
     return run
 
 
+def curation_runs_awaiting_finalise() -> list[int]:
+    """Runs still running whose every chunk is stored: a worker killed while it finalised, or
+    between a chunk's result and the chord's callback, can leave one so (the callback message
+    is then gone with it). Finalising again is safe: it re-checks under the run's lock."""
+    return list(
+        CurationRun.objects.filter(status=CurationRun.Status.RUNNING)
+        .exclude(chunks__status__in=[s for s in CurationChunk.Status.values if s != CurationChunk.Status.DONE])
+        .filter(chunks__isnull=False)
+        .distinct()
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
 def curation_run_pending_chunks(*, run_id: int) -> list[int]:
     """Indexes of the run's chunks that are not done yet, in order."""
     return list(

@@ -50,6 +50,33 @@ def test_learned2_run_through_a_real_worker_chooses_among_selected_factors(celer
     assert run.stats["agreement_with_reference"]["trained_on"]["splits"] == ["train"]
 
 
+def test_a_starting_worker_finalises_a_run_whose_chunks_are_stored_but_not_finalised(
+    celery_worker_process, maintainer
+):
+    """A worker killed while it finalised (or between a chunk's result and the chord's callback)
+    takes the callback with it and the run stays `running` with every chunk stored (seen in the
+    rehearsal). The supervisor's replacement worker finalises it when it starts."""
+    from config.celery import app
+    from curation.models import CurationChunk
+
+    ds = make_dataset()
+    run = services.curation_start(dataset_slug=ds.slug, chunk_size=3, user=maintainer)
+    with app.connection_for_write() as conn:  # the run's messages are gone with the dead worker
+        for queue in ("default", "curation", "gpu", "exports"):
+            conn.default_channel.queue_purge(queue)
+        assert not any(conn.default_channel.client.llen(q) for q in ("default", "curation"))
+    for index in services.curation_run_pending_chunks(run_id=run.id):
+        services.curation_chunk_process(run_id=run.id, index=index)
+    run.refresh_from_db()
+    assert run.status == "running" and not run.chunks.exclude(status=CurationChunk.Status.DONE).exists()
+    assert services.curation_runs_awaiting_finalise() == [run.id]
+    celery_worker_process()
+    run = wait_for(run, timeout=90)
+    assert run.status == "done", run.error
+    assert run.processed == run.total == len(TEXTS) and run.figures.count() == 3
+    assert services.curation_runs_awaiting_finalise() == []
+
+
 @pytest.mark.django_db
 def test_empty_dataset_is_refused_with_a_clear_message():
     Dataset.objects.create(slug="empty", name="Empty")
