@@ -17,8 +17,8 @@ from curation.services.runs import (
     RunNotReady,
     curation_run_fail,
     curation_run_pending_chunks,
-    curation_runs_awaiting_finalise,
     curation_run_restart,
+    curation_runs_awaiting_finalise,
     curation_start,
 )
 from curation.services.selector_models import (

@@ -50,9 +50,7 @@ def test_learned2_run_through_a_real_worker_chooses_among_selected_factors(celer
     assert run.stats["agreement_with_reference"]["trained_on"]["splits"] == ["train"]
 
 
-def test_a_starting_worker_finalises_a_run_whose_chunks_are_stored_but_not_finalised(
-    celery_worker_process, maintainer
-):
+def test_a_starting_worker_finalises_a_run_whose_chunks_are_stored_but_not_finalised(celery_worker_process, maintainer):
     """A worker killed while it finalised (or between a chunk's result and the chord's callback)
     takes the callback with it and the run stays `running` with every chunk stored (seen in the
     rehearsal). The supervisor's replacement worker finalises it when it starts."""
