@@ -624,9 +624,12 @@ def _pages(base: str, sessions: dict[str, str], campaign: int, n: int, meter_fac
     (a thumbnail itself is a cached file, the same at any size)."""
     clients = {who: _signed_in(key) for who, key in sessions.items()}
     out = {}
-    pages = dict(PAGES)
+    # The thumbnails first: the dashboard's first view asks a worker for a new report, and that
+    # computation's PostgreSQL time (a client backend too) would land on the pages after it.
+    pages = {}
     for k, ref in enumerate([lease["image"], *lease["prototypes"]] if lease else []):
         pages[f"thumbnail_{'sample' if k == 0 else f'prototype{k}'}"] = (ref["thumb_url"], "", "annotator")
+    pages.update(PAGES)
     for name, (path, must, who) in pages.items():
         s, url = clients[who], base + path.format(c=campaign)
         r = s.get(url)
