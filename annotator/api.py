@@ -146,7 +146,8 @@ def _image_url_parts(script_prefix: str, variant: str) -> tuple[str, str]:
 
 def _image_ref(image_id: int, lease_id: int | None = None) -> dict:
     """An image's id and URLs; a prototype's carry the lease that shows it (`?a=`), which is
-    what the image view checks the annotator's permission by (selectors.image_visible_to)."""
+    what the image view checks the annotator's permission by (selectors.image_visible_to).
+    (The form's do not: a browser caches them across leases.)"""
     prefix = get_script_prefix()
     thumb, full = _image_url_parts(prefix, "thumb"), _image_url_parts(prefix, "full")
     query = f"?a={lease_id}" if lease_id is not None else ""

@@ -137,10 +137,11 @@ def image_visible_to(*, user, image: Image, lease_id: int | None = None) -> bool
     assignments of that class (what its forms showed). Image ids are enumerable: without this
     any annotator could fetch every image, gold and qualification answers included.
 
-    `lease_id`: the assignment whose form shows the image (the form's and the API's prototype
-    URLs carry it): one primary-key read. Without it, finding the prototype among everything
-    the annotator was shown of that class reads all those leases (9 ms for an annotator with
-    30,000 answers), and each form shows three prototypes."""
+    `lease_id`: the assignment that shows the image (the API's prototype URLs carry it): one
+    primary-key read. Without it, finding the prototype among everything the annotator was
+    shown of that class reads all those leases (8.7 ms for an annotator with 30,000 answers in
+    20 classes). The form's URLs leave it out on purpose: the same URL for every lease lets the
+    browser cache a class's prototypes (`max-age`), which saves the whole request."""
     from infra.roles import Role, has_role
 
     if has_role(user, Role.REVIEWER, Role.MAINTAINER, Role.RESEARCHER):

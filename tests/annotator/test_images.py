@@ -83,9 +83,11 @@ def test_full_image_does_not_carry_its_file_name(campaign, annotator):
 
 @pytest.mark.embedded
 def test_a_prototype_url_of_a_lease_is_checked_by_that_lease_alone(campaign, annotator, other_annotator):
-    """The form's and the API's prototype URLs carry their lease (?a=): the permission check is
-    one read of that lease, whatever else the annotator was shown. Someone else's lease, or a
-    malformed one, falls back to the full check: no image is shown that was not shown to them."""
+    """The API's prototype URLs carry their lease (?a=): the permission check is one read of
+    that lease, whatever else the annotator was shown. Someone else's lease, or a malformed one,
+    falls back to the full check: no image is shown that was not shown to them. The form keeps
+    plain URLs: a browser caches a class's prototypes across its leases (a per-lease URL would
+    fetch them again for every image)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -97,8 +99,9 @@ def test_a_prototype_url_of_a_lease_is_checked_by_that_lease_alone(campaign, ann
     form = c.get(reverse("annotator:assignment", args=[lease.pk])).content.decode()
     lease.refresh_from_db()
     pid = lease.prototype_image_ids[0]
-    url = f"{reverse('annotator:image', args=[pid, 'thumb'])}?a={lease.pk}"
-    assert url in form  # what the form asks for
+    plain = reverse("annotator:image", args=[pid, "thumb"])
+    assert f'src="{plain}"' in form  # what the form asks for: the same URL for every lease
+    url = f"{plain}?a={lease.pk}"
     from rest_framework.test import APIClient
 
     api = APIClient()
