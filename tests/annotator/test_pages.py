@@ -203,10 +203,7 @@ def test_the_form_renders_the_prototypes_the_lease_recorded_and_a_get_writes_not
         x["sql"] for x in q.captured_queries if x["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))
     ]
     assert writes == []
-    shown = [
-        int(m)
-        for m in re.findall(r'class="zoomable proto" data-full="[^"]*?/images/(\d+)/full"', html)
-    ]
+    shown = [int(m) for m in re.findall(r'class="zoomable proto" data-full="[^"]*?/images/(\d+)/full"', html)]
     assert shown == recorded[:2][::-1]
     assert html.count('alt="prototype ') == 2
     a.refresh_from_db()
