@@ -148,8 +148,10 @@ def image_visible_to(*, user, image: Image, lease_id: int | None = None) -> bool
         return True
     if lease_id is not None:
         row = sql.one(_LEASE_IMAGES_SQL, [lease_id, user.pk])
-        if row is not None and (row[0] == image.pk or image.pk in _id_list(row[1])):
-            return True
+        if row is not None:
+            lease = sql.loaded(Assignment, id=lease_id, image_id=row[0], prototype_image_ids=row[1])
+            if image.pk == lease.image_id or image.pk in (lease.prototype_image_ids or []):
+                return True
     own = Assignment.objects.filter(annotator=user, image__image_class_id=image.image_class_id)
     if own.filter(image_id=image.pk).exists():
         return True
@@ -159,15 +161,6 @@ def image_visible_to(*, user, image: Image, lease_id: int | None = None) -> bool
 _LEASE_IMAGES_SQL = (
     f"SELECT image_id, prototype_image_ids FROM {Assignment._meta.db_table} WHERE id = %s AND annotator_id = %s"
 )
-
-
-def _id_list(value) -> list:
-    """A JSON column read by raw SQL: decoded by psycopg on PostgreSQL, text on SQLite."""
-    if isinstance(value, str):
-        import json
-
-        value = json.loads(value)
-    return value or []
 
 
 def assignment_prototypes(*, assignment: Assignment) -> list[Image]:

@@ -127,10 +127,20 @@ def _load_plan(model: type[models.Model], vendor: str) -> tuple[tuple[str, Any, 
     return tuple(plan)
 
 
+def _insert_fields(model: type[models.Model], given: tuple[str, ...] = ()) -> tuple[models.Field, ...]:
+    """The columns an INSERT of `model` writes from the instance: all but an auto primary key
+    and those `given` (attnames) as SQL."""
+    return tuple(
+        f
+        for f in model._meta.concrete_fields
+        if f.attname not in given and (not f.primary_key or not isinstance(f, models.AutoField))
+    )
+
+
 @lru_cache(maxsize=64)
 def _insert_sql(model: type[models.Model], vendor: str) -> tuple[str, tuple[models.Field, ...]]:
     meta = model._meta
-    fields = tuple(f for f in meta.concrete_fields if not f.primary_key or not isinstance(f, models.AutoField))
+    fields = _insert_fields(model)
     q = connection.ops.quote_name
     sql = (
         f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)})"
@@ -144,11 +154,7 @@ def _insert_from_sql(model: type[models.Model], vendor: str, source: str, column
     meta = model._meta
     q = connection.ops.quote_name
     given = dict(columns)
-    fields = tuple(
-        f
-        for f in meta.concrete_fields
-        if f.attname not in given and (not f.primary_key or not isinstance(f, models.AutoField))
-    )
+    fields = _insert_fields(model, tuple(given))
     names = [q(f.column) for f in fields] + [q(meta.get_field(a).column) for a in given]
     # Typed placeholders: in INSERT ... SELECT PostgreSQL takes an untyped parameter for text,
     # and a NULL of an integer column would then be refused.
@@ -162,6 +168,34 @@ def _insert_from_sql(model: type[models.Model], vendor: str, source: str, column
     return sql, fields
 
 
+def _insert_values(obj: models.Model, fields: tuple[models.Field, ...], *, send_signals: bool, what: str) -> list:
+    """The values of a new row as Model.save prepares them (pre_save sent first, as save() does)."""
+    from django.db.models.signals import pre_save
+
+    cls = obj.__class__
+    if not obj._state.adding:
+        raise ValueError(f"{cls.__name__} {obj.pk} exists already: {what}() writes new rows only")
+    conn = connections[DEFAULT_DB_ALIAS]
+    if send_signals:
+        pre_save.send(sender=cls, instance=obj, raw=False, using=conn.alias, update_fields=None)
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection=conn) for f in fields]
+
+
+def inserted(obj: models.Model, pk: int, *, send_signals: bool = True) -> models.Model:
+    """The end of an INSERT (insert(), or insert_from()'s statement run by the caller): the new
+    key set, the row marked saved, post_save sent."""
+    from django.db.models.signals import post_save
+
+    conn = connections[DEFAULT_DB_ALIAS]
+    obj.pk = pk
+    obj._state.adding, obj._state.db = False, conn.alias
+    if send_signals:
+        post_save.send(
+            sender=obj.__class__, instance=obj, created=True, update_fields=None, raw=False, using=conn.alias
+        )
+    return obj
+
+
 def insert_from(obj: models.Model, *, source: str, columns: dict[str, str]) -> tuple[str, list]:
     """insert()'s INSERT as a member of a data-modifying WITH (PostgreSQL): one row per row of
     `source`, none when it is empty, with `columns` (attname -> SQL over `source`) taken
@@ -169,29 +203,12 @@ def insert_from(obj: models.Model, *, source: str, columns: dict[str, str]) -> t
     statement, then calls inserted() with the new key.
 
     Why: a request that writes several rows guarded by one condition (submit: the item's
-    counter, the annotation, its version, the lease, the campaign's counter) pays for each
-    round trip in driver and server CPU; one statement writes them all.
+    counter, the annotation, its version, the lease, the campaign's and the annotator's
+    counters) pays for each round trip in driver and server CPU; one statement writes them all.
     """
-    from django.db.models.signals import pre_save
-
-    cls = obj.__class__
-    if not obj._state.adding:
-        raise ValueError(f"{cls.__name__} {obj.pk} exists already: insert_from() writes new rows only")
     conn = connections[DEFAULT_DB_ALIAS]
-    sql, fields = _insert_from_sql(cls, conn.vendor, source, tuple(columns.items()))
-    pre_save.send(sender=cls, instance=obj, raw=False, using=conn.alias, update_fields=None)
-    return sql, [f.get_db_prep_save(f.pre_save(obj, True), connection=conn) for f in fields]
-
-
-def inserted(obj: models.Model, pk: int) -> models.Model:
-    """The end of insert_from(): the new key set, the row marked saved, post_save sent."""
-    from django.db.models.signals import post_save
-
-    conn = connections[DEFAULT_DB_ALIAS]
-    obj.pk = pk
-    obj._state.adding, obj._state.db = False, conn.alias
-    post_save.send(sender=obj.__class__, instance=obj, created=True, update_fields=None, raw=False, using=conn.alias)
-    return obj
+    sql, fields = _insert_from_sql(obj.__class__, conn.vendor, source, tuple(columns.items()))
+    return sql, _insert_values(obj, fields, send_signals=True, what="insert_from")
 
 
 def insert(obj: models.Model, *, send_signals: bool = True) -> models.Model:
@@ -203,19 +220,7 @@ def insert(obj: models.Model, *, send_signals: bool = True) -> models.Model:
     an InsertQuery per call. Model.save() overrides and full_clean are not run: callers are
     services that validated already.
     """
-    from django.db.models.signals import post_save, pre_save
-
-    cls = obj.__class__
-    if not obj._state.adding:
-        raise ValueError(f"{cls.__name__} {obj.pk} exists already: insert() writes new rows only")
     conn = connections[DEFAULT_DB_ALIAS]
-    sql, fields = _insert_sql(cls, conn.vendor)
-    if send_signals:
-        pre_save.send(sender=cls, instance=obj, raw=False, using=conn.alias, update_fields=None)
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection=conn) for f in fields]
-    (pk,) = one(sql, values)
-    obj.pk = pk
-    obj._state.adding, obj._state.db = False, conn.alias
-    if send_signals:
-        post_save.send(sender=cls, instance=obj, created=True, update_fields=None, raw=False, using=conn.alias)
-    return obj
+    sql, fields = _insert_sql(obj.__class__, conn.vendor)
+    (pk,) = one(sql, _insert_values(obj, fields, send_signals=send_signals, what="insert"))
+    return inserted(obj, pk, send_signals=send_signals)
